@@ -1,0 +1,5 @@
+"""Shared, dependency-free building blocks."""
+
+from .exceptions import AodnBaseError, SystemCommandFailedError
+
+__all__ = ["AodnBaseError", "SystemCommandFailedError"]

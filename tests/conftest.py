@@ -1,0 +1,75 @@
+"""Shared pytest fixtures: real IMOS data, a real S3 endpoint (moto server) and the Prefect test harness."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(__file__).parent / "data"
+IMOS_DIR = DATA_DIR / "imos"
+
+
+@pytest.fixture(scope="session")
+def imos_dir() -> Path:
+    """Folder of real IMOS files (read-only: copy before modifying)."""
+    return IMOS_DIR
+
+
+@pytest.fixture
+def imos_file(tmp_path):
+    """Return a function copying one real IMOS data file into a fresh temp dir and returning its path."""
+
+    def _copy(name: str, dest_dir: Path | None = None) -> Path:
+        target_dir = dest_dir or tmp_path
+        target_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(IMOS_DIR / name, target_dir / name))
+
+    return _copy
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3-compatible HTTP endpoint (moto's ThreadedMotoServer) reached through AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": url,
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield url
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint):
+    """A boto3 S3 client on the moto endpoint; the server state is wiped after each test."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    yield client
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One real Prefect API (temporary SQLite database) for the whole session; request it only where needed."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
