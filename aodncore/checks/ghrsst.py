@@ -1,0 +1,91 @@
+"""GHRSST products as distributed by IMOS, as a compliance-checker 6.x suite (`ghrsst:1.0`, alias `ghrsst`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from ._common import HIGH, MEDIUM, NcSuiteBase, Results, check_attr_value, fmt, get_attr, is_missing
+
+MANDATORY_VARIABLES = (
+    "time",
+    "lat",
+    "lon",
+    "dt_analysis",
+    "l2p_flags",
+    "quality_level",
+    "satellite_zenith_angle",
+    "sea_surface_temperature",
+    "sses_bias",
+    "sses_count",
+    "sses_standard_deviation",
+    "sst_dtime",
+)
+
+_TIME_UNITS = re.compile(r"^seconds since 1981-01-01( 00:00:00(Z|)|)$")
+
+
+class Ghrsst10Check(NcSuiteBase):
+    """GHRSST L3/L4 files: generic IMOS structure rules plus the GHRSST variable set and time encoding.
+
+    GHRSST global attributes are deliberately not checked (quirk Q8, see docs/imos-checks.md)."""
+
+    _cc_spec = "ghrsst"
+    _cc_spec_version = "1.0"
+    _cc_url = "https://www.ghrsst.org/"
+    _cc_description = "GHRSST files distributed by IMOS (structure, mandatory variables, time encoding)"
+
+    def check_global_attributes(self, ds: Any) -> Results:
+        """No string-valued global attribute may be empty."""
+        return self._no_empty_global_attributes(ds)
+
+    def check_variable_attributes(self, ds: Any) -> Results:
+        """No string-valued variable attribute may be empty."""
+        return self._no_empty_variable_attributes(ds)
+
+    def check_coordinate_variables(self, ds: Any) -> Results:
+        """Coordinate variables are numeric and strictly monotonic."""
+        return self._coordinate_variables_numeric_monotonic(ds)
+
+    def check_variable_attribute_type(self, ds: Any) -> Results:
+        """_FillValue, valid_min and valid_max are single values of the variable's own type."""
+        return self._variable_attribute_types(ds)
+
+    def check_data_variable_present(self, ds: Any) -> Results:
+        """At least one data variable."""
+        return self._data_variable_present(ds)
+
+    def check_data_variables(self, ds: Any) -> Results:
+        """Every data variable has units and a coordinates attribute naming existing variables."""
+        return self._data_variables_units_coordinates(ds)
+
+    def check_time_variable(self, ds: Any) -> Results:
+        """The lowercase `time` variable: int32 seconds since 1981-01-01, gregorian (only when present)."""
+        res = Results()
+        info = self._info(ds)
+        if "time" not in info.variables:
+            return res
+        time = info.variables["time"]
+        what = "variable time attribute"
+        res.add(time.dtype == np.int32, "time", MEDIUM, f"variable time should be of type int (32-bit), not "
+                f"{time.dtype}")
+        check_attr_value(res, time, "standard_name", "time", HIGH, "time", what)
+        check_attr_value(res, time, "axis", "T", HIGH, "time", what)
+        check_attr_value(res, time, "calendar", "gregorian", HIGH, "time", what)
+        units = get_attr(time, "units")
+        if isinstance(units, str) and _TIME_UNITS.match(units):
+            res.ok("time", MEDIUM, "time units is correct")
+        else:
+            res.fail("time", MEDIUM, f"variable time attribute 'units' doesn't match expected pattern "
+                     f"'{_TIME_UNITS.pattern}' (got {fmt(None if is_missing(units) else units)})")
+        return res
+
+    def check_mandatory_variables_exist(self, ds: Any) -> Results:
+        """The twelve GHRSST variables exist."""
+        res = Results()
+        variables = self._info(ds).variables
+        for name in MANDATORY_VARIABLES:
+            res.add(name in variables, name, HIGH, f"mandatory variable '{name}' missing")
+        return res

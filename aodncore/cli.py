@@ -1,0 +1,329 @@
+"""The ``aodncore`` command: ingest files through a Prefect flow, check files, list handlers, serve deployments.
+
+Prefect is imported only by the commands that need it, so ``aodncore --help`` and ``aodncore check`` stay fast.
+Exit codes: 0 success, 1 some file was refused (quarantined) or failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["app", "main"]
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="aodncore",
+    help="Ingest ocean-data files: resolve, check, publish — or quarantine with a reason. Nothing is lost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+class UsageError(Exception):
+    """A configuration or usage problem reported in one line with exit code 2."""
+
+
+def _configuration_errors() -> tuple[type[BaseException], ...]:
+    import jsonschema
+
+    from aodncore.pipeline.exceptions import (
+        InvalidConfigError,
+        InvalidHandlerError,
+        InvalidStoreUrlError,
+        MissingConfigFileError,
+    )
+
+    return (
+        UsageError,
+        InvalidConfigError,
+        InvalidHandlerError,
+        InvalidStoreUrlError,
+        MissingConfigFileError,
+        jsonschema.exceptions.ValidationError,
+        FileNotFoundError,
+    )
+
+
+def _fail_usage(error: BaseException) -> typer.Exit:
+    message = getattr(error, "message", None) or str(error)
+    console.print(f"[red]error:[/red] {type(error).__name__}: {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+def _configure_console_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aodncore").setLevel(logging.INFO)
+
+
+def _outcome_table(outcomes: list[Any]) -> Table:
+    table = Table(title="ingest summary", show_lines=False)
+    for column in ("file", "status", "check", "publish type", "destination / error store", "error"):
+        table.add_column(column, overflow="fold")
+    colours = {"published": "green", "quarantined": "yellow", "failed": "red", "skipped": "dim"}
+    for outcome in outcomes:
+        colour = colours.get(outcome.status, "white")
+        table.add_row(
+            outcome.name,
+            f"[{colour}]{outcome.status}[/{colour}]",
+            outcome.check_result,
+            outcome.publish_type,
+            outcome.error_uri or outcome.destination,
+            (outcome.error or "")[:300],
+        )
+    return table
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="files, folders or s3://bucket/prefix to ingest")],
+    handler: Annotated[
+        str | None, typer.Option(help="handler entry-point name or MODULE:CLASS (default: ImosGenericHandler)")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="pipeline config JSON file (default: embedded)")
+    ] = None,
+    base_dir: Annotated[str | None, typer.Option(help="base folder of the embedded default stores")] = "aodn-data",
+    upload_uri: Annotated[str | None, typer.Option(help="published store URI (file://, s3://, sftp://)")] = None,
+    archive_uri: Annotated[str | None, typer.Option(help="archive store URI")] = None,
+    error_uri: Annotated[str | None, typer.Option(help="error store URI")] = None,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="compliance suite, e.g. cf:1.6 (repeatable)")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="files processed in parallel")] = 4,
+    keep_landing: Annotated[bool, typer.Option(help="do not remove ingested files from the landing area")] = False,
+    reingest: Annotated[bool, typer.Option(help="process files even if the same content was ingested before")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show log lines on the console")] = False,
+) -> None:
+    """Ingest files through the ``ingest-landing`` Prefect flow; print a per-file summary."""
+    from aodncore.prefect.runtime import prepare_prefect_environment, warm_up_server_in_background
+
+    prepare_prefect_environment()
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+    _configure_console_logging(verbose)
+    warm_up_server_in_background()
+
+    from aodncore.ingest.configure import build_settings
+
+    try:
+        for source in sources:
+            if not source.startswith("s3://") and not os.path.exists(source.removeprefix("file://")):
+                raise UsageError(f"source '{source}' does not exist")
+        # validate everything before starting Prefect so that mistakes give one clear line
+        build_settings(
+            handler=handler,
+            config_file=config,
+            base_dir=base_dir,
+            upload_uri=upload_uri,
+            archive_uri=archive_uri,
+            error_uri=error_uri,
+            checks=check,
+        )
+        if check:
+            from aodncore.pipeline.steps.check import ComplianceCheckerCheckRunner
+
+            ComplianceCheckerCheckRunner(None, logging.getLogger("aodncore.cli"), {"checks": list(check)})
+    except _configuration_errors() as error:
+        raise _fail_usage(error) from None
+
+    outcomes = _run_ingest_flow(
+        sources,
+        dict(
+            handler=handler,
+            config_file=config,
+            base_dir=base_dir,
+            upload_uri=upload_uri,
+            archive_uri=archive_uri,
+            error_uri=error_uri,
+            checks=check,
+            workers=workers,
+            delete_landing=not keep_landing,
+            skip_ingested=not reingest,
+        ),
+    )
+    out.print(_outcome_table(outcomes))
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in sorted({o.status for o in outcomes})}
+    out.print(", ".join(f"{count} {status}" for status, count in counts.items()) or "no files found")
+    if any(o.status in ("quarantined", "failed") for o in outcomes):
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from aodncore.ingest import progress as ingest_progress
+    from aodncore.ingest.outcome import FileOutcome
+    from aodncore.prefect.flows import ingest_landing
+    from aodncore.prefect.runtime import wait_for_server
+
+    columns = (
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task_id = bar.add_task("starting Prefect…", total=None)
+
+        def on_event(event: str, payload: Any) -> None:
+            if event == "planned":
+                bar.update(task_id, total=payload, description="")
+            elif event == "done":
+                bar.update(task_id, advance=1, description=payload.name)
+
+        ingest_progress.add_listener(on_event)
+        try:
+            wait_for_server()
+            state = ingest_landing(sources, return_state=True, **parameters)
+        finally:
+            ingest_progress.remove_listener(on_event)
+    if state.is_failed():
+        try:
+            state.result()
+        except _configuration_errors() as error:
+            raise _fail_usage(error) from None
+        except Exception as error:  # noqa: BLE001 - an unexpected crash of the flow itself
+            console.print(f"[red]ingest flow failed:[/red] {type(error).__name__}: {error}")
+            raise typer.Exit(EXIT_REFUSED) from None
+    return [FileOutcome.from_dict(item) for item in state.result()]
+
+
+@app.command()
+def check(
+    files: Annotated[list[str], typer.Argument(help="files to check")],
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="compliance suite (repeatable), e.g. imos:1.4")
+    ] = None,
+    criteria: Annotated[str, typer.Option(help="lenient, normal or strict")] = "normal",
+    skip_check: Annotated[list[str] | None, typer.Option("--skip-check", help="check method to skip")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print the full check log of every file")] = False,
+) -> None:
+    """Check files (format, or compliance suites with --check) and report; no Prefect involved."""
+    from aodncore.pipeline.files import PipelineFileCollection
+    from aodncore.pipeline.steps.check import CheckRunnerAdapter
+
+    logger = logging.getLogger("aodncore.cli")
+    params: dict[str, Any] = {"criteria": criteria}
+    if check:
+        params["checks"] = list(check)
+    if skip_check:
+        params["skip_checks"] = list(skip_check)
+    try:
+        missing = [path for path in files if not os.path.isfile(path)]
+        if missing:
+            raise UsageError(f"no such file: {', '.join(missing)}")
+        if criteria not in ("lenient", "normal", "strict"):
+            raise UsageError(f"criteria must be lenient, normal or strict, not '{criteria}'")
+        collection = PipelineFileCollection([os.path.abspath(path) for path in files], validate_unique=False)
+        collection.set_default_check_types(params)
+        adapter = CheckRunnerAdapter(None, logger, params)
+    except _configuration_errors() as error:
+        raise _fail_usage(error) from None
+    from aodncore.pipeline.exceptions import ComplianceCheckFailedError, InvalidCheckSuiteError
+
+    try:
+        adapter.run(collection)
+    except ComplianceCheckFailedError:
+        pass
+    except InvalidCheckSuiteError as error:
+        raise _fail_usage(error) from None
+
+    table = Table(title="check results")
+    for column in ("file", "check", "result"):
+        table.add_column(column, overflow="fold")
+    failed = 0
+    for pipeline_file in collection:
+        passed = bool(pipeline_file.check_result and pipeline_file.check_result.compliant)
+        failed += not passed
+        table.add_row(
+            pipeline_file.name, pipeline_file.check_type.name, "[green]pass[/green]" if passed else "[red]FAIL[/red]"
+        )
+    out.print(table)
+    for pipeline_file in collection:
+        result = pipeline_file.check_result
+        if result and (verbose or not result.compliant) and result.log:
+            out.rule(pipeline_file.name)
+            out.print("\n".join(result.log), markup=False, highlight=False)
+    raise typer.Exit(EXIT_REFUSED if failed else EXIT_OK)
+
+
+@app.command()
+def handlers() -> None:
+    """List installed handlers and destination path functions (entry points)."""
+    from aodncore.util.misc import discover_entry_points
+
+    for title, group in (("handlers", "pipeline.handlers"), ("path functions", "pipeline.path_functions")):
+        loaded, failed = discover_entry_points(group)
+        table = Table(title=f"{title} ({group})")
+        table.add_column("name")
+        table.add_column("object")
+        for name, obj in sorted(loaded.items()):
+            table.add_row(name, f"{obj.__module__}.{getattr(obj, '__qualname__', obj)}")
+        for name in failed:
+            table.add_row(name, "[red]failed to load[/red]")
+        out.print(table)
+
+
+@app.command()
+def serve(
+    source: Annotated[list[str], typer.Argument(help="landing folder(s) or s3:// prefix(es) to poll")],
+    name: Annotated[str, typer.Option(help="deployment name")] = "aodncore",
+    interval: Annotated[int, typer.Option(min=10, help="seconds between scans of the landing area")] = 300,
+    handler: Annotated[str | None, typer.Option(help="handler entry-point name or MODULE:CLASS")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="pipeline config JSON file")] = None,
+    base_dir: Annotated[str | None, typer.Option(help="base folder of the embedded default stores")] = "aodn-data",
+    check: Annotated[list[str] | None, typer.Option("--check", help="compliance suite (repeatable)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16)] = 4,
+) -> None:
+    """Serve deployments: scan the landing area every INTERVAL seconds, and ingest files announced by S3 events.
+
+    The ``ingest-file`` deployment runs on Prefect events named ``aodncore.s3.object.created`` whose payload has
+    the object's ``uri`` (see ``aodncore.prefect.triggers``). Stop with Ctrl-C.
+    """
+    from aodncore.prefect.runtime import prepare_prefect_environment
+
+    prepare_prefect_environment()
+    from aodncore.prefect.deployments import serve_deployments
+
+    serve_deployments(
+        sources=source,
+        name=name,
+        interval=interval,
+        parameters=dict(handler=handler, config_file=config, base_dir=base_dir, checks=check),
+        workers=workers,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aodncore`` console script; returns the exit code."""
+    import click
+
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        console.print("aborted")
+        return EXIT_REFUSED
+    return result if isinstance(result, int) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

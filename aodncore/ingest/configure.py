@@ -1,0 +1,129 @@
+"""Turn user-facing options (handler name, config file, store URIs, checks) into ``IngestSettings``.
+
+Shared by the CLI and the Prefect flows, whose parameters must be plain strings and numbers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aodncore.ingest.ledger import IngestLedger
+from aodncore.ingest.runner import IngestSettings
+from aodncore.pipeline.exceptions import InvalidHandlerError
+from aodncore.util.misc import discover_entry_points
+
+__all__ = ["DEFAULT_HANDLER", "LEDGER_FILE_NAME", "build_settings", "load_config", "load_handler_class"]
+
+DEFAULT_HANDLER = "aodncore.pipeline.imoshandler:ImosGenericHandler"
+HANDLERS_GROUP = "pipeline.handlers"
+LEDGER_FILE_NAME = "ingest-record.sqlite"
+
+
+def load_handler_class(name: str | None = None, config: Any = None) -> type:
+    """The handler class for ``name``: ``MODULE:CLASS``, an installed handler entry-point name, or the default.
+
+    :raises InvalidHandlerError: if it cannot be found or is not a ``HandlerBase`` subclass
+    """
+    from aodncore.pipeline.handlerbase import HandlerBase
+
+    name = name or DEFAULT_HANDLER
+    if ":" in name:
+        module_name, _, class_name = name.partition(":")
+        try:
+            handler_class = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise InvalidHandlerError(f"cannot load handler '{name}': {error}") from error
+    else:
+        group = HANDLERS_GROUP
+        if config is not None and "pipeline_config" in config.__dict__:
+            group = config.pipeline_config.get("pluggable", {}).get("handlers_group", HANDLERS_GROUP)
+        loaded, failed = discover_entry_points(group)
+        if name not in loaded:
+            reason = "failed to load" if name in failed else "is not installed"
+            known = ", ".join(sorted(loaded)) or "none"
+            raise InvalidHandlerError(f"handler '{name}' {reason} (installed handlers: {known})")
+        handler_class = loaded[name]
+    if not (isinstance(handler_class, type) and issubclass(handler_class, HandlerBase)):
+        raise InvalidHandlerError(f"'{name}' is not a HandlerBase subclass")
+    return handler_class
+
+
+def load_config(
+    config_file: str | None = None,
+    base_dir: str | None = None,
+    *,
+    upload_uri: str | None = None,
+    archive_uri: str | None = None,
+    error_uri: str | None = None,
+) -> Any:
+    """A config from ``config_file``, or the embedded defaults under ``base_dir`` (default ``./aodn-data``).
+
+    Explicit store URIs override either.
+    """
+    from aodncore.pipeline.defaultconfig import default_config, load_config_file
+
+    overrides = {
+        key: value
+        for key, value in (("upload_uri", upload_uri), ("archive_uri", archive_uri), ("error_uri", error_uri))
+        if value
+    }
+    if config_file:
+        config = load_config_file(config_file)
+        if overrides:
+            from aodncore.pipeline.defaultconfig import _freeze
+
+            merged = {section: dict(values) for section, values in config.pipeline_config.items()}
+            merged["global"].update(overrides)
+            config.__dict__["pipeline_config"] = _freeze(merged)
+        return config
+    return default_config(base_dir, {"global": overrides} if overrides else None)
+
+
+def _ledger_path(config: Any, base_dir: str | None) -> str:
+    tmp_dir = config.pipeline_config["global"].get("tmp_dir")
+    root = Path(base_dir) if base_dir else Path(tmp_dir).parent if tmp_dir else Path.cwd()
+    return str(root / LEDGER_FILE_NAME)
+
+
+def build_settings(
+    *,
+    handler: str | None = None,
+    config_file: str | None = None,
+    base_dir: str | None = None,
+    upload_uri: str | None = None,
+    archive_uri: str | None = None,
+    error_uri: str | None = None,
+    checks: Sequence[str] | None = None,
+    handler_params: Mapping[str, Any] | None = None,
+    delete_landing: bool = True,
+    ledger_path: str | None = None,
+    run_id: str | None = None,
+) -> IngestSettings:
+    """Everything an ingest run needs, from plain options.
+
+    ``checks`` (e.g. ``['cf:1.6', 'imos:1.4']``) become the handler's ``check_params['checks']``.
+    """
+    config = load_config(config_file, base_dir, upload_uri=upload_uri, archive_uri=archive_uri, error_uri=error_uri)
+    handler_class = load_handler_class(handler, config)
+    handler_kwargs = dict(handler_params or {})
+    if checks:
+        check_params = dict(handler_kwargs.get("check_params") or {})
+        check_params["checks"] = list(checks)
+        handler_kwargs["check_params"] = check_params
+    work_dir = config.pipeline_config["global"].get("tmp_dir")
+    if work_dir:
+        os.makedirs(work_dir, exist_ok=True)
+    return IngestSettings(
+        handler_class=handler_class,
+        config=config,
+        handler_kwargs=handler_kwargs,
+        work_dir=work_dir,
+        pipeline_name=handler_class.__name__,
+        delete_landing=delete_landing,
+        ledger=IngestLedger(ledger_path or _ledger_path(config, base_dir)),
+        run_id=run_id,
+    )

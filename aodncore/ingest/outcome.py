@@ -1,0 +1,92 @@
+"""What happened to one landing object: the per-file result of an ingest run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["PUBLISHED", "QUARANTINED", "SKIPPED", "FAILED", "STATUSES", "FileOutcome"]
+
+#: The file (and everything resolved from it) was published; the landing object may be removed.
+PUBLISHED = "published"
+#: The file was refused (data error) and stored safely in the error store with the reason.
+QUARANTINED = "quarantined"
+#: Nothing was done (e.g. the same content was already ingested).
+SKIPPED = "skipped"
+#: A system error stopped processing; the landing object is kept for a retry.
+FAILED = "failed"
+
+STATUSES = (PUBLISHED, QUARANTINED, SKIPPED, FAILED)
+
+_CHECK_RESULTS = ("passed", "failed", "n/a")
+_FILE_ROW_KEYS = ("name", "check_passed", "publish_type", "dest_path", "stored", "archived")
+
+
+@dataclass
+class FileOutcome:
+    """The result of ingesting one landing object.
+
+    ``files`` holds one row per file resolved from the landing object (a zip or manifest gives several), each a
+    dict with the keys ``name``, ``check_passed``, ``publish_type``, ``dest_path``, ``stored``, ``archived``.
+    """
+
+    source: str
+    name: str
+    status: str
+    check_result: str = "n/a"
+    publish_type: str = ""
+    destination: str = ""
+    stored: bool = False
+    archived: bool = False
+    error: str | None = None
+    error_uri: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"FileOutcome for {self.name!r}: unknown status {self.status!r} (expected one of "
+                             f"{', '.join(STATUSES)})")
+        if self.check_result not in _CHECK_RESULTS:
+            raise ValueError(f"FileOutcome for {self.name!r}: unknown check_result {self.check_result!r} "
+                             f"(expected one of {', '.join(_CHECK_RESULTS)})")
+        self.files = [self._normalise_file_row(row) for row in self.files]
+
+    @staticmethod
+    def _normalise_file_row(row: dict[str, Any]) -> dict[str, Any]:
+        normalised: dict[str, Any] = {key: row.get(key) for key in _FILE_ROW_KEYS}
+        normalised["stored"] = bool(normalised["stored"])
+        normalised["archived"] = bool(normalised["archived"])
+        normalised["dest_path"] = normalised["dest_path"] or ""
+        normalised["publish_type"] = normalised["publish_type"] or ""
+        return normalised
+
+    @property
+    def ok(self) -> bool:
+        """True when the landing object can be considered dealt with (published, quarantined or skipped)."""
+        return self.status != FAILED
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat row for a table (CLI summary, Prefect table artifact)."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "check_result": self.check_result,
+            "publish_type": self.publish_type,
+            "destination": self.destination,
+            "stored": self.stored,
+            "archived": self.archived,
+            "error": self.error or "",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict holding every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileOutcome:
+        """Rebuild an outcome from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        missing = {"source", "name", "status"} - data.keys()
+        if missing:
+            raise ValueError(f"FileOutcome.from_dict: missing {', '.join(sorted(missing))}")
+        return cls(**{key: value for key, value in data.items() if key in known})

@@ -1,0 +1,702 @@
+"""``HandlerBase``: the classic driver — one input file through the ordered pipeline state machine.
+
+A handler run is ``initialise → resolve → preprocess → check → process → publish → postprocess``, then
+``notify`` and ``complete``. The work of each phase lives in :mod:`aodncore.pipeline.phases` and the step
+runners; this class holds the per-run state, the hooks that dataset handlers override, and the error rules.
+``run()`` never raises step errors: inspect ``result``, ``error`` and ``error_details``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import aodncore
+from aodncore.pipeline import phases
+from aodncore.pipeline.common import FileType, HandlerResult, PipelineFilePublishType, validate_publishtype
+from aodncore.pipeline.configlib import validate_lazyconfigmanager
+from aodncore.pipeline.destpath import get_path_function
+from aodncore.pipeline.exceptions import (
+    HandlerAlreadyRunError,
+    InvalidFileFormatError,
+    InvalidInputFileError,
+    PipelineProcessingError,
+)
+from aodncore.pipeline.files import PipelineFile, PipelineFileCollection
+from aodncore.pipeline.log import LIBRARY_LOGGERS, SYSINFO, get_pipeline_logger
+from aodncore.pipeline.schema import (
+    validate_check_params,
+    validate_custom_params,
+    validate_harvest_params,
+    validate_notify_params,
+    validate_resolve_params,
+)
+from aodncore.pipeline.statemachine import Machine
+from aodncore.pipeline.steps.check import get_check_runner
+from aodncore.pipeline.steps.harvest import get_harvester_runner
+from aodncore.pipeline.steps.notify import get_notify_runner
+from aodncore.pipeline.steps.resolve import get_resolve_runner
+from aodncore.pipeline.steps.store import get_store_runner
+from aodncore.util import ensure_regex_list, ensure_writeonceordereddict, get_file_checksum, merge_dicts
+from aodncore.util.misc import matches_regexes, validate_relative_path_attr
+
+__all__ = ["HandlerBase"]
+
+FALLBACK_LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+FALLBACK_LOG_LEVEL = SYSINFO
+FALLBACK_LOGGER_NAME = "aodncore.handler"
+NO_PIPELINE = "NO_PIPELINE"
+NO_TASK = "NO_TASK"
+
+_ITERATION_EXCLUDED = frozenset(
+    {
+        "celery_task",
+        "config",
+        "default_addition_publish_type",
+        "default_deletion_publish_type",
+        "input_file_object",
+        "logger",
+        "state",
+        "state_query",
+        "trigger",
+    }
+)
+
+_PARAM_VALIDATORS = (
+    ("check_params", validate_check_params),
+    ("custom_params", validate_custom_params),
+    ("harvest_params", validate_harvest_params),
+    ("notify_params", validate_notify_params),
+    ("resolve_params", validate_resolve_params),
+)
+
+
+def _transition(trigger: str, source: Any, dest: str, before: str) -> dict[str, Any]:
+    return {"trigger": trigger, "source": source, "dest": dest, "before": before}
+
+
+class HandlerBase:
+    """Process one input file: resolve it into files, check, publish, notify. Subclass and override the hooks
+    ``preprocess``, ``process`` and ``postprocess`` (and ``dest_path``) to implement a dataset pipeline."""
+
+    ordered_states = [
+        "HANDLER_INITIAL",
+        "HANDLER_INITIALISED",
+        "HANDLER_RESOLVED",
+        "HANDLER_PREPROCESSED",
+        "HANDLER_CHECKED",
+        "HANDLER_PROCESSED",
+        "HANDLER_PUBLISHED",
+        "HANDLER_POSTPROCESSED",
+    ]
+    other_states = [
+        "HANDLER_NOTIFIED_SUCCESS",
+        "HANDLER_NOTIFIED_ERROR",
+        "HANDLER_COMPLETED_SUCCESS",
+        "HANDLER_COMPLETED_ERROR",
+    ]
+    all_states = ordered_states + other_states
+
+    ordered_transitions = [
+        _transition("_trigger_initialise", "HANDLER_INITIAL", "HANDLER_INITIALISED", "_initialise"),
+        _transition("_trigger_resolve", "HANDLER_INITIALISED", "HANDLER_RESOLVED", "_resolve"),
+        _transition("_trigger_preprocess", "HANDLER_RESOLVED", "HANDLER_PREPROCESSED", "preprocess"),
+        _transition("_trigger_check", "HANDLER_PREPROCESSED", "HANDLER_CHECKED", "_check"),
+        _transition("_trigger_process", "HANDLER_CHECKED", "HANDLER_PROCESSED", "process"),
+        _transition("_trigger_publish", "HANDLER_PROCESSED", "HANDLER_PUBLISHED", "_publish"),
+        _transition("_trigger_postprocess", "HANDLER_PUBLISHED", "HANDLER_POSTPROCESSED", "postprocess"),
+    ]
+    other_transitions = [
+        _transition("_trigger_notify_success", "HANDLER_POSTPROCESSED", "HANDLER_NOTIFIED_SUCCESS", "_notify_success"),
+        _transition("_trigger_notify_error", list(ordered_states), "HANDLER_NOTIFIED_ERROR", "_notify_error"),
+        _transition(
+            "_trigger_complete_success", "HANDLER_NOTIFIED_SUCCESS", "HANDLER_COMPLETED_SUCCESS", "_complete_success"
+        ),
+        _transition(
+            "_trigger_complete_with_errors",
+            "HANDLER_NOTIFIED_ERROR",
+            "HANDLER_COMPLETED_ERROR",
+            "_complete_with_errors",
+        ),
+    ]
+    all_transitions = ordered_transitions + other_transitions
+
+    def __init__(
+        self,
+        input_file: str,
+        allowed_archive_path_regexes: list[str] | None = None,
+        allowed_dest_path_regexes: list[str] | None = None,
+        allowed_extensions: list[str] | None = None,
+        allowed_regexes: list[str] | None = None,
+        archive_input_file: bool = False,
+        archive_path_function: Callable[[str], str] | str | None = None,
+        celery_task: Any = None,
+        check_params: dict | None = None,
+        config: Any = None,
+        custom_params: dict | None = None,
+        dest_path_function: Callable[[str], str] | str | None = None,
+        error_cleanup_regexes: list[str] | None = None,
+        exclude_regexes: list[str] | None = None,
+        harvest_params: dict | None = None,
+        harvest_type: str | None = "talend",
+        include_regexes: list[str] | None = None,
+        notify_params: dict | None = None,
+        upload_path: str | None = None,
+        resolve_params: dict | None = None,
+    ) -> None:
+        self.input_file = input_file
+        self.allowed_archive_path_regexes = allowed_archive_path_regexes
+        self.allowed_dest_path_regexes = allowed_dest_path_regexes
+        self.allowed_extensions = allowed_extensions
+        self.allowed_regexes = allowed_regexes
+        self.archive_input_file = archive_input_file
+        self.archive_path_function = archive_path_function
+        self.celery_task = celery_task
+        self.check_params = check_params
+        self.config = config
+        self.custom_params = custom_params
+        self.dest_path_function = dest_path_function
+        self.error_cleanup_regexes = error_cleanup_regexes
+        self.exclude_regexes = exclude_regexes
+        self.harvest_params = harvest_params
+        self.harvest_type = harvest_type
+        self.include_regexes = include_regexes
+        self.notify_params = notify_params
+        self.upload_path = upload_path
+        self.resolve_params = resolve_params
+
+        self._result = HandlerResult.UNKNOWN
+        self._error: BaseException | None = None
+        self._error_details: str | None = None
+        self._file_collection: PipelineFileCollection | None = None
+        self._start_time = datetime.now()
+        self._default_addition_publish_type = PipelineFilePublishType.HARVEST_UPLOAD
+        self._default_deletion_publish_type = PipelineFilePublishType.DELETE_UNHARVEST
+        self._notification_results = None
+        self._should_notify: list[str] | None = None
+        self._handler_run = False
+        self._logger: Any = None
+        self._instance_working_directory: str | None = None
+        self._input_file_archive_path: str | None = None
+        self._pipeline_name_override: str | None = None
+        self._file_checksum: str | None = None
+        self._file_basename: str | None = None
+        self._file_extension: str | None = None
+        self._file_type: FileType | None = None
+
+        self._machine = Machine(
+            model=self,
+            states=self.all_states,
+            initial="HANDLER_INITIAL",
+            transitions=self.all_transitions,
+            after_state_change="_after_state_change",
+            auto_transitions=False,
+        )
+
+    # -- representation ------------------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        seen = set()
+        for name, value in list(self.__dict__.items()):
+            if name.startswith("_") or name in _ITERATION_EXCLUDED or name.startswith("is_HANDLER_"):
+                continue
+            seen.add(name)
+            yield name, value
+        for name in sorted(dir(type(self))):
+            if name.startswith("_") or name in seen or name in _ITERATION_EXCLUDED:
+                continue
+            if isinstance(getattr(type(self), name, None), property | cached_property):
+                yield name, getattr(self, name)
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}({dict(self)})"
+
+    # -- configuration and parameters ------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> Any:
+        return self._config
+
+    @config.setter
+    def config(self, config: Any) -> None:
+        validate_lazyconfigmanager(config)
+        self._config = config
+
+    @property
+    def include_regexes(self) -> list:
+        return self._include_regexes
+
+    @include_regexes.setter
+    def include_regexes(self, regexes: Any) -> None:
+        self._include_regexes = ensure_regex_list(regexes)
+
+    @property
+    def exclude_regexes(self) -> list:
+        return self._exclude_regexes
+
+    @exclude_regexes.setter
+    def exclude_regexes(self, regexes: Any) -> None:
+        self._exclude_regexes = ensure_regex_list(regexes)
+
+    @property
+    def default_addition_publish_type(self) -> PipelineFilePublishType:
+        return self._default_addition_publish_type
+
+    @default_addition_publish_type.setter
+    def default_addition_publish_type(self, publish_type: PipelineFilePublishType) -> None:
+        validate_publishtype(publish_type)
+        self._default_addition_publish_type = publish_type
+
+    @property
+    def default_deletion_publish_type(self) -> PipelineFilePublishType:
+        return self._default_deletion_publish_type
+
+    @default_deletion_publish_type.setter
+    def default_deletion_publish_type(self, publish_type: PipelineFilePublishType) -> None:
+        validate_publishtype(publish_type)
+        self._default_deletion_publish_type = publish_type
+
+    # -- run state ---------------------------------------------------------------------------------------------------
+
+    @property
+    def result(self) -> HandlerResult:
+        return self._result
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    @property
+    def error_details(self) -> str | None:
+        return self._error_details
+
+    @property
+    def file_collection(self) -> PipelineFileCollection | None:
+        return self._file_collection
+
+    @property
+    def notification_results(self) -> Any:
+        return self._notification_results
+
+    @property
+    def should_notify(self) -> list[str] | None:
+        return self._should_notify
+
+    @property
+    def start_time(self) -> datetime:
+        return self._start_time
+
+    @property
+    def file_basename(self) -> str | None:
+        return self._file_basename
+
+    @property
+    def file_checksum(self) -> str | None:
+        return self._file_checksum
+
+    @property
+    def file_extension(self) -> str | None:
+        return self._file_extension
+
+    @property
+    def file_type(self) -> FileType | None:
+        return self._file_type
+
+    @property
+    def instance_working_directory(self) -> str | None:
+        return self._instance_working_directory
+
+    def _working_subdir(self, name: str) -> str | None:
+        if self._instance_working_directory is None:
+            return None
+        return os.path.join(self._instance_working_directory, name)
+
+    @property
+    def collection_dir(self) -> str | None:
+        return self._working_subdir("collection")
+
+    @property
+    def products_dir(self) -> str | None:
+        return self._working_subdir("products")
+
+    @property
+    def temp_dir(self) -> str | None:
+        return self._working_subdir("temp")
+
+    # -- celery / pipeline identity ----------------------------------------------------------------------------------
+
+    @property
+    def celery_task_id(self) -> str | None:
+        return getattr(getattr(self.celery_task, "request", None), "id", None)
+
+    @property
+    def celery_task_name(self) -> str:
+        return getattr(self.celery_task, "name", None) or NO_TASK
+
+    @property
+    def _pipeline_name(self) -> str:
+        if self._pipeline_name_override is not None:
+            return self._pipeline_name_override
+        return getattr(self.celery_task, "pipeline_name", None) or NO_PIPELINE
+
+    @_pipeline_name.setter
+    def _pipeline_name(self, name: str) -> None:
+        self._pipeline_name_override = name
+
+    @property
+    def input_file_archive_path(self) -> str:
+        if self._input_file_archive_path is None:
+            self._input_file_archive_path = os.path.join(self._pipeline_name, os.path.basename(self.input_file))
+        return self._input_file_archive_path
+
+    @input_file_archive_path.setter
+    def input_file_archive_path(self, path: str) -> None:
+        validate_relative_path_attr(path, "input_file_archive_path")
+        self._input_file_archive_path = path
+
+    # -- lazily built collaborators -------------------------------------------------------------------------------
+
+    @property
+    def logger(self) -> Any:
+        if self._logger is None:
+            self._init_logger()
+        return self._logger
+
+    @cached_property
+    def input_file_object(self) -> PipelineFile:
+        return PipelineFile(self.input_file, file_update_callback=self._file_update_callback)
+
+    @cached_property
+    def versions(self) -> dict[str, Any]:
+        versions: dict[str, Any] = {"python": platform.python_version(), "aodncore": aodncore.__version__}
+        loaded, failed = self.config.discovered_module_versions
+        versions.update(loaded)
+        versions.update({name: "LOAD_FAILED" for name in failed})
+        return versions
+
+    @cached_property
+    def state_query(self) -> Any:
+        from aodncore.pipeline.statequery import StateQuery
+        from aodncore.util.wfs import DEFAULT_WFS_VERSION, WfsBroker
+
+        global_config = self.config.pipeline_config["global"]
+        wfs_url = global_config.get("wfs_url")
+        wfs_broker = None
+        if wfs_url:
+            wfs_broker = WfsBroker(wfs_url, version=global_config.get("wfs_version") or DEFAULT_WFS_VERSION)
+        return StateQuery(storage_broker=self._upload_store_runner.broker, wfs_broker=wfs_broker)
+
+    @cached_property
+    def _upload_store_runner(self) -> Any:
+        return get_store_runner(self.config.pipeline_config["global"]["upload_uri"], self.config, self.logger)
+
+    @cached_property
+    def _archive_store_runner(self) -> Any:
+        return get_store_runner(
+            self.config.pipeline_config["global"]["archive_uri"], self.config, self.logger, archive_mode=True
+        )
+
+    # -- public API --------------------------------------------------------------------------------------------------
+
+    def add_to_collection(self, pipeline_file: PipelineFile | str, **kwargs: Any) -> bool:
+        """Add a file (object or path) to the handler's collection, wiring the handler's update callback."""
+        if isinstance(pipeline_file, PipelineFile):
+            pipeline_file.file_update_callback = self._file_update_callback
+        return self.file_collection.add(pipeline_file, file_update_callback=self._file_update_callback, **kwargs)
+
+    def preprocess(self) -> None:
+        """Hook run after resolve, before check. Override in subclasses."""
+        self.logger.sysinfo("`preprocess` not overridden by handler, skipping step")
+
+    def process(self) -> None:
+        """Hook run after check, before publish. Override in subclasses."""
+        self.logger.sysinfo("`process` not overridden by handler, skipping step")
+
+    def postprocess(self) -> None:
+        """Hook run after publish. Override in subclasses."""
+        self.logger.sysinfo("`postprocess` not overridden by handler, skipping step")
+
+    def run(self) -> None:
+        """Run the whole pipeline once. Errors are captured into ``error``/``error_details``, never raised."""
+        if self._handler_run:
+            raise HandlerAlreadyRunError("handler instance has already been run")
+        self._handler_run = True
+        try:
+            base_dir = self.config.pipeline_config["global"].get("tmp_dir") or tempfile.gettempdir()
+            os.makedirs(base_dir, exist_ok=True)
+            working_directory = tempfile.TemporaryDirectory(prefix=type(self).__name__, dir=base_dir)
+        except (Exception, KeyboardInterrupt, SystemExit) as error:  # noqa: BLE001 - reported, never raised
+            self._handle_error(error, system_error=True)
+            return
+        with working_directory as path:
+            self._instance_working_directory = path
+            try:
+                for transition in self.ordered_transitions:
+                    self._machine.trigger(transition["trigger"])
+            except PipelineProcessingError as error:
+                self._handle_error(error)
+            except (Exception, KeyboardInterrupt, SystemExit) as error:  # noqa: BLE001
+                self._handle_error(error, system_error=True)
+            else:
+                self._handle_success()
+
+    # -- state machine triggers -----------------------------------------------------------------------------------
+
+    def _after_state_change(self) -> None:
+        self.logger.sysinfo("%s transitioned to state: %s", type(self).__name__, self.state)
+        if self.celery_task is not None:
+            update_state = getattr(self.celery_task, "update_state", None)
+            if callable(update_state):
+                update_state(state=self.state)
+
+    # -- phases ------------------------------------------------------------------------------------------------------
+
+    def _initialise(self) -> None:
+        self.logger.info("running handler -> %s", self)
+        self._file_collection = PipelineFileCollection()
+        self._validate_and_freeze_params()
+        self._set_input_file_attributes()
+        self._check_input_file_name()
+        self._set_path_functions()
+        self._init_working_directory()
+
+    def _validate_and_freeze_params(self) -> None:
+        for name, validator in _PARAM_VALIDATORS:
+            value = getattr(self, name)
+            if value is not None:
+                validator(value)
+                setattr(self, name, ensure_writeonceordereddict(value))
+
+    def _set_input_file_attributes(self) -> None:
+        try:
+            self._file_checksum = get_file_checksum(self.input_file)
+        except OSError as error:
+            self.logger.exception("unable to read input file '%s'", self.input_file)
+            raise InvalidInputFileError(error) from error
+        self._set_input_file_name_attributes()
+
+    def _set_input_file_name_attributes(self) -> None:
+        self._file_basename = os.path.basename(self.input_file)
+        self._file_extension = os.path.splitext(self.input_file)[1]
+        self._file_type = FileType.get_type_from_extension(self._file_extension)
+        self.logger.sysinfo("get_file_checksum -> '%s'", self._file_checksum)
+        self.logger.sysinfo("file_basename -> '%s'", self._file_basename)
+        self.logger.sysinfo("file_extension -> '%s'", self._file_extension)
+        self.logger.sysinfo("file_type -> %s", self._file_type)
+
+    def _check_input_file_name(self) -> None:
+        if self.allowed_extensions and self.file_extension not in self.allowed_extensions:
+            raise InvalidFileFormatError(
+                f"input file extension '{self.file_extension}' not in allowed_extensions list: "
+                f"{self.allowed_extensions}"
+            )
+        if self.allowed_regexes and not matches_regexes(self.file_basename, self.allowed_regexes):
+            raise InvalidInputFileError(
+                f"input file '{self.file_basename}' does not match any patterns in the allowed_regexes list: "
+                f"{self.allowed_regexes}"
+            )
+
+    def _set_path_functions(self) -> None:
+        group = self.config.pipeline_config["pluggable"]["path_function_group"]
+        self._dest_path_function_ref, self._dest_path_function_name = get_path_function(self, group)
+        self._archive_path_function_ref, self._archive_path_function_name = get_path_function(
+            self, group, archive_mode=True
+        )
+        self.logger.sysinfo("dest_path_function -> '%s'", self._dest_path_function_name)
+        self.logger.sysinfo("archive_path_function -> '%s'", self._archive_path_function_name)
+
+    def _init_working_directory(self) -> None:
+        for subdir in (self.collection_dir, self.products_dir, self.temp_dir):
+            os.makedirs(subdir, exist_ok=True)
+
+    def _resolve(self) -> None:
+        runner = get_resolve_runner(self.input_file, self.collection_dir, self.config, self.logger, self.resolve_params)
+        self._resolve_with(runner)
+
+    def _resolve_with(self, runner: Any, **run_kwargs: Any) -> None:
+        resolved = phases.resolve_files(
+            self.input_file,
+            self.collection_dir,
+            config=self.config,
+            logger=self.logger,
+            include_regexes=self.include_regexes,
+            exclude_regexes=self.exclude_regexes,
+            addition_type=self.default_addition_publish_type,
+            deletion_type=self.default_deletion_publish_type,
+            file_update_callback=self._file_update_callback,
+            runner=runner,
+            run_kwargs=run_kwargs,
+        )
+        self.file_collection.update(resolved)
+
+    def _check(self) -> None:
+        runner = get_check_runner(self.config, self.logger, self.check_params)
+        phases.check_files(
+            self.file_collection, config=self.config, logger=self.logger, check_params=self.check_params, runner=runner
+        )
+
+    def _publish(self) -> None:
+        self._pre_publish()
+        self._archive()
+        self._harvest()
+        self._store_unharvested()
+
+    def _pre_publish(self) -> None:
+        phases.prepare_publish(
+            self.file_collection,
+            archive_path_function=self._archive_path_function_ref,
+            dest_path_function=self._dest_path_function_ref,
+            upload_runner=self._upload_store_runner,
+            allowed_archive_path_regexes=self.allowed_archive_path_regexes,
+            allowed_dest_path_regexes=self.allowed_dest_path_regexes,
+        )
+
+    def _archive(self) -> None:
+        phases.archive_files(self.file_collection, archive_runner=self._archive_store_runner)
+        if self.archive_input_file:
+            input_file = self.input_file_object
+            if input_file.publish_type is PipelineFilePublishType.UNSET:
+                input_file.publish_type = PipelineFilePublishType.ARCHIVE_ONLY
+            input_file.archive_path = self.input_file_archive_path
+            self._archive_store_runner.run(input_file)
+
+    def _harvest(self) -> None:
+        runner = get_harvester_runner(
+            self.harvest_type,
+            self._upload_store_runner.broker,
+            self.harvest_params,
+            self.temp_dir,
+            self.config,
+            self.logger,
+        )
+        pending = self.file_collection.filter_by_bool_attribute("pending_harvest")
+        if pending:
+            runner.run(pending)
+
+    def _store_unharvested(self) -> None:
+        phases.store_unharvested(self.file_collection, upload_runner=self._upload_store_runner)
+
+    # -- notification and completion ----------------------------------------------------------------------------
+
+    def _notification_data(self) -> dict[str, Any]:
+        collection = self.file_collection if self.file_collection is not None else PipelineFileCollection()
+        headers, data = collection.get_table_data()
+        checks = (self.check_params or {}).get("checks")
+        extra = {
+            "input_file": os.path.basename(self.input_file),
+            "processing_result": self.result.name,
+            "handler_start_time": self.start_time.strftime("%Y-%m-%d %H:%M"),
+            "checks": ",".join(checks) if checks else "None",
+            "collection_headers": headers,
+            "collection_data": data,
+            "error_details": self.error_details or False,
+            "upload_dir": os.path.dirname(self.upload_path) if self.upload_path else None,
+        }
+        return merge_dicts(dict(self), extra)
+
+    def _notify_common(self) -> None:
+        runner = get_notify_runner(self._notification_data(), self.config, self.logger, self.notify_params)
+        if self.should_notify:
+            self._notification_results = runner.run(self.should_notify)
+
+    def _notify_success(self) -> None:
+        self._notify_common()
+
+    def _notify_error(self) -> None:
+        self._notify_common()
+
+    def _complete_common(self) -> None:
+        self.logger.info("handler result for input_file '%s': %s", self.input_file, self.result.name)
+
+    def _complete_success(self) -> None:
+        self._complete_common()
+
+    def _complete_with_errors(self) -> None:
+        self._complete_common()
+
+    def _handle_success(self) -> None:
+        self._result = HandlerResult.SUCCESS
+        self._should_notify = phases.recipients_for_success(self.notify_params)
+        try:
+            self._machine.trigger("_trigger_notify_success")
+            self._machine.trigger("_trigger_complete_success")
+        except Exception:  # noqa: BLE001 - notification problems never change the result
+            self.logger.exception("error during notification/completion after success")
+
+    def _handle_error(self, error: BaseException, system_error: bool = False) -> None:
+        self._error = error
+        self._result = HandlerResult.ERROR
+        if system_error:
+            self.logger.exception("%s: %s", type(error).__name__, error)
+            self._error_details = traceback.format_exc()
+        else:
+            self.logger.error("%s: %s", type(error).__name__, error)
+            self._error_details = str(error)
+        self._should_notify = phases.recipients_for_error(self.notify_params, error, system_error, self.logger)
+        try:
+            self._machine.trigger("_trigger_notify_error")
+            self._machine.trigger("_trigger_complete_with_errors")
+        except Exception:  # noqa: BLE001
+            self.logger.exception("error during notification/completion after error")
+
+    # -- callbacks and logging --------------------------------------------------------------------------------------
+
+    def _file_update_callback(self, **kwargs: Any) -> None:
+        deletion = " (deletion)" if kwargs.get("is_deletion") else ""
+        self.logger.info("updated file '%s'%s: %s", kwargs.get("name"), deletion, kwargs.get("message"))
+
+    def _init_logger(self) -> None:
+        task_logger = getattr(self.celery_task, "logger", None)
+        if task_logger is not None:
+            self._logger = task_logger if hasattr(task_logger, "sysinfo") else _with_sysinfo(task_logger)
+        else:
+            logging.basicConfig(level=FALLBACK_LOG_LEVEL, format=FALLBACK_LOG_FORMAT)
+            self._logger = get_pipeline_logger(
+                FALLBACK_LOGGER_NAME,
+                extra={"celery_task_id": None, "celery_task_name": NO_TASK, "pipeline_name": NO_PIPELINE},
+            )
+            self._set_library_log_levels()
+            self._logger.warning("no logger parameter or celery task found, falling back to root logger")
+        self._celery_task_id = self.celery_task_id
+        self._celery_task_name = self.celery_task_name
+
+    def _set_library_log_levels(self) -> None:
+        level = self.config.pipeline_config["logging"].get("liblevel", "WARN")
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(level)
+
+
+def _with_sysinfo(logger: Any) -> Any:
+    """Wrap a plain logger so that ``logger.sysinfo(...)`` works."""
+    return get_pipeline_logger(None, logger_function=lambda _name: logger)
+
+
+# Trigger and state-query methods, generated once for the class rather than per instance.
+def _make_trigger(name: str) -> Callable[[HandlerBase], bool]:
+    def trigger(self: HandlerBase) -> bool:
+        return self._machine.trigger(name)
+
+    trigger.__name__ = name
+    return trigger
+
+
+def _make_state_query(state: str) -> Callable[[HandlerBase], bool]:
+    def is_state(self: HandlerBase) -> bool:
+        return self.state == state
+
+    is_state.__name__ = f"is_{state}"
+    return is_state
+
+
+for _transition_spec in HandlerBase.all_transitions:
+    setattr(HandlerBase, _transition_spec["trigger"], _make_trigger(_transition_spec["trigger"]))
+for _state in HandlerBase.all_states:
+    setattr(HandlerBase, f"is_{_state}", _make_state_query(_state))
+del _transition_spec, _state

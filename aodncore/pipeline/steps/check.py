@@ -1,0 +1,406 @@
+"""Check step: run each file's check (NetCDF compliance, format, non-empty, table schema) and record the result.
+
+The compliance checker (and its plugin suites) is loaded once per process. Reports are written by the
+compliance checker into a private temporary file per run and read back, and check exceptions are collected
+through a small ``ComplianceChecker`` subclass, so the runner never replaces ``sys.stdout``/``sys.stderr`` itself
+and can be used from a thread pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import re
+import tempfile
+import threading
+from typing import Any
+
+from aodncore.pipeline.common import CheckResult, PipelineFileCheckType, validate_checktype
+from aodncore.pipeline.exceptions import (
+    ComplianceCheckFailedError,
+    InvalidCheckSuiteError,
+    InvalidCheckTypeError,
+)
+from aodncore.pipeline.files import ensure_pipelinefilecollection
+from aodncore.pipeline.steps.basestep import BaseStepRunner
+from aodncore.util.fileops import find_file, is_netcdf_file
+
+__all__ = [
+    "get_check_runner",
+    "get_child_check_runner",
+    "CheckRunnerAdapter",
+    "ComplianceCheckerCheckRunner",
+    "FormatCheckRunner",
+    "NonEmptyCheckRunner",
+    "TableSchemaCheckRunner",
+]
+
+#: criteria understood by compliance-checker's ``run_checker``
+VALID_CRITERIA = ("lenient", "normal", "strict")
+
+#: output formats understood by compliance-checker's ``run_checker``
+VALID_OUTPUT_FORMATS = ("text", "html", "json", "json_new")
+
+_REPORT_SUFFIXES = {"text": ".txt", "html": ".html", "json": ".json", "json_new": ".json"}
+
+
+def get_check_runner(config: Any, logger: Any, check_params: dict | None = None) -> CheckRunnerAdapter:
+    """Return the runner that dispatches each file to the check its ``check_type`` asks for."""
+    return CheckRunnerAdapter(config, logger, check_params)
+
+
+def get_child_check_runner(check_type: PipelineFileCheckType, config: Any, logger: Any,
+                           check_params: dict | None = None) -> BaseCheckRunner:
+    """Return the runner for one check type (``InvalidCheckTypeError`` for ``UNSET``/``NO_ACTION``)."""
+    validate_checktype(check_type)
+    if check_type is PipelineFileCheckType.NC_COMPLIANCE_CHECK:
+        return ComplianceCheckerCheckRunner(config, logger, check_params)
+    if check_type is PipelineFileCheckType.FORMAT_CHECK:
+        return FormatCheckRunner(config, logger)
+    if check_type is PipelineFileCheckType.NONEMPTY_CHECK:
+        return NonEmptyCheckRunner(config, logger)
+    if check_type is PipelineFileCheckType.TABLE_SCHEMA_CHECK:
+        return TableSchemaCheckRunner(config, logger)
+    raise InvalidCheckTypeError(f"invalid check type: '{check_type.name}'")
+
+
+class BaseCheckRunner(BaseStepRunner):
+    """Base of the check runners: ``run(files)`` sets ``check_result`` on every file given."""
+
+    def run(self, files) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class CheckRunnerAdapter(BaseCheckRunner):
+    """Run every checkable file through the child runner of its check type; fail if any file is non-compliant."""
+
+    def __init__(self, config: Any, logger: Any, check_params: dict | None = None) -> None:
+        super().__init__(config, logger)
+        self.check_params = check_params
+
+    def run(self, files) -> None:
+        collection = ensure_pipelinefilecollection(files)
+        params = self.check_params or {}
+        checkable = PipelineFileCheckType.all_checkable_types
+        checked = []
+        for check_type in PipelineFileCheckType:
+            if check_type not in checkable:
+                continue
+            subset = collection.filter_by_attribute_id("check_type", check_type)
+            if not subset:
+                continue
+            runner = get_child_check_runner(check_type, self._config, self._logger, params)
+            runner.run(subset)
+            checked.extend(subset)
+
+        failed = [f for f in checked if f.check_result is None or not f.check_result.compliant]
+        logger = self._get_logger()
+        for pipeline_file in failed:
+            logger.error("file '%s' failed the %s:%s%s", pipeline_file.name, pipeline_file.check_type.name,
+                         os.linesep, pipeline_file.check_log)
+        if failed:
+            names = [f.name for f in failed]
+            raise ComplianceCheckFailedError(f"the following files failed the check step: {names}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# NetCDF compliance (compliance-checker)
+# ----------------------------------------------------------------------------------------------------------------
+
+_load_lock = threading.Lock()
+_loaded: dict[str, Any] = {}
+
+#: receives ``(suite, check_name, exception)`` for checks that raised during the current ``run_checker`` call
+_check_errors: contextvars.ContextVar[list | None] = contextvars.ContextVar("aodncore_cc_check_errors",
+                                                                              default=None)
+
+#: compliance-checker writes its *text* report by swapping ``sys.stdout``; those calls are serialised so two
+#: threads never swap it at the same time (json/html reports are written straight to the file and need no lock)
+_text_report_lock = threading.Lock()
+
+
+#: share one parsed CF standard-name table between checker instances (compliance-checker parses the ~4 MB XML
+#: table every time a CF checker is instantiated, twice per ``run_checker`` call: about half the time of checking
+#: a small file). Set to False before the first check to keep compliance-checker's own behaviour.
+CACHE_STANDARD_NAME_TABLE = True
+
+
+def _install_standard_name_table_cache() -> None:
+    """Make ``compliance_checker.cf.util.StandardNameTable`` reuse the parsed table of an identical source.
+
+    Instances keep the same attributes as before; the parsed XML tree is shared (only read by the checks) while
+    list attributes are copied per instance (the IOOS checker extends its table's name list).
+    """
+    try:
+        from compliance_checker.cf import util as cf_util
+    except ImportError:  # pragma: no cover - layout of another compliance-checker version
+        return
+    original = getattr(cf_util, "StandardNameTable", None)
+    if original is None or getattr(original, "_aodncore_shared", False):
+        return
+
+    class SharedStandardNameTable(original):
+        _aodncore_shared = True
+        _shared_states: dict = {}
+        _shared_lock = threading.Lock()
+
+        def __init__(self, cached_location=None):
+            env_location = os.environ.get("CF_STANDARD_NAME_TABLE")
+            source = cached_location or env_location
+            try:
+                stamp = os.stat(source).st_mtime_ns if source else None
+            except OSError:
+                stamp = None
+            key = (cached_location, env_location, stamp)
+            state = self._shared_states.get(key)
+            if state is None:
+                super().__init__(cached_location)
+                with self._shared_lock:
+                    self._shared_states[key] = dict(self.__dict__)
+            else:
+                self.__dict__.update(state)
+            for name, value in list(self.__dict__.items()):
+                if isinstance(value, list):
+                    self.__dict__[name] = list(value)
+
+    SharedStandardNameTable.__name__ = original.__name__
+    SharedStandardNameTable.__qualname__ = original.__qualname__
+    cf_util.StandardNameTable = SharedStandardNameTable
+
+
+def _compliance_checker():
+    """Import compliance-checker, load every available suite (once per process) and return the runner class."""
+    runner = _loaded.get("runner")
+    if runner is not None:
+        return runner
+    with _load_lock:
+        if "runner" not in _loaded:
+            from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+            class _CollectingComplianceChecker(ComplianceChecker):
+                """``ComplianceChecker`` that hands check exceptions to the caller instead of printing them."""
+
+                @classmethod
+                def check_errors(cls, score_groups, verbose):
+                    sink = _check_errors.get()
+                    if sink is None:
+                        return super().check_errors(score_groups, verbose)
+                    occurred = False
+                    for suite, (_groups, errors) in score_groups.items():
+                        for check_name, (exc, _traceback) in errors.items():
+                            sink.append((suite, check_name, exc))
+                            occurred = True
+                    return occurred
+
+            if CACHE_STANDARD_NAME_TABLE:
+                _install_standard_name_table_cache()
+            CheckSuite.load_all_available_checkers()
+            _loaded["suite"] = CheckSuite
+            _loaded["runner"] = _CollectingComplianceChecker
+    return _loaded["runner"]
+
+
+def available_check_suites() -> frozenset[str]:
+    """Names of every compliance-checker suite installed (e.g. ``cf``, ``cf:1.6``, ``imos:1.4``)."""
+    _compliance_checker()
+    return frozenset(_loaded["suite"].checkers)
+
+
+def _warning_line(exc: BaseException) -> str:
+    return f"WARNING: compliance checks did not complete due to error. {type(exc).__name__}: {exc}"
+
+
+def _trim_blank_lines(lines: list[str]) -> list[str]:
+    start, end = 0, len(lines)
+    while start < end and not lines[start].strip():
+        start += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return lines[start:end]
+
+
+class ComplianceCheckerCheckRunner(BaseCheckRunner):
+    """Check NetCDF files with the compliance checker, one suite at a time.
+
+    ``check_params``: ``checks`` (required list of suite names), ``verbosity`` (0), ``criteria`` (``normal``;
+    one of ``lenient``/``normal``/``strict``), ``skip_checks`` (None) and ``output_format`` (``text``).
+    Unknown suites and invalid criteria or formats are refused at construction with ``InvalidCheckSuiteError``.
+    """
+
+    def __init__(self, config: Any, logger: Any, check_params: dict | None = None) -> None:
+        super().__init__(config, logger)
+        params = check_params or {}
+        checks = params.get("checks")
+        if isinstance(checks, str):
+            checks = [checks]
+        if not checks:
+            raise InvalidCheckSuiteError("compliance check requested but no check suite specified")
+        self.checks = list(checks)
+        self.verbosity = params.get("verbosity", 0)
+        self.criteria = params.get("criteria", "normal")
+        self.skip_checks = params.get("skip_checks")
+        self.output_format = params.get("output_format", "text")
+
+        if self.criteria not in VALID_CRITERIA:
+            raise InvalidCheckSuiteError(f"invalid compliance check criteria: '{self.criteria}' "
+                                         f"(must be one of {list(VALID_CRITERIA)})")
+        if self.output_format not in VALID_OUTPUT_FORMATS:
+            raise InvalidCheckSuiteError(f"invalid compliance check output_format: '{self.output_format}' "
+                                         f"(must be one of {list(VALID_OUTPUT_FORMATS)})")
+
+        available = available_check_suites()
+        invalid = [suite for suite in self.checks if suite not in available]
+        if invalid:
+            raise InvalidCheckSuiteError(f"invalid compliance check suites: {invalid}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(checks={self.checks!r})"
+
+    def run(self, files) -> None:
+        logger = self._get_logger()
+        if self.skip_checks:
+            logger.info("compliance checks being skipped: %s", self.skip_checks)
+        for pipeline_file in ensure_pipelinefilecollection(files):
+            logger.debug("checking '%s' with compliance suites %s", pipeline_file.name, self.checks)
+            pipeline_file.check_result = self.check_file(pipeline_file.src_path)
+
+    def check_file(self, path: str) -> CheckResult:
+        """Run every requested suite on one file and combine the results."""
+        if not is_netcdf_file(path):
+            return CheckResult(False, ("invalid NetCDF file",))
+
+        compliant, had_errors, log = True, False, []
+        for suite in self.checks:
+            suite_compliant, suite_errors, suite_log = self._run_suite(path, suite)
+            compliant = compliant and suite_compliant
+            had_errors = had_errors or suite_errors
+            if not suite_compliant:
+                log.extend(suite_log)
+        return CheckResult(compliant, log, had_errors)
+
+    def _run_suite(self, path: str, suite: str) -> tuple[bool, bool, list[str]]:
+        runner = _compliance_checker()
+        errors: list = []
+        token = _check_errors.set(errors)
+        fd, report_path = tempfile.mkstemp(prefix="aodncore-cc-", suffix=_REPORT_SUFFIXES[self.output_format])
+        os.close(fd)
+        warning = None
+        try:
+            lock = _text_report_lock if self.output_format == "text" else contextlib.nullcontext()
+            with lock:
+                passed, had_errors = runner.run_checker(
+                    path, [suite], self.verbosity, self.criteria,
+                    skip_checks=self.skip_checks, include_checks=None,
+                    output_filename=report_path, output_format=self.output_format,
+                )
+        except Exception as e:  # a failure inside the checker is a check failure, not a crash of the step
+            passed, had_errors, warning = False, True, _warning_line(e)
+        finally:
+            _check_errors.reset(token)
+            try:
+                with open(report_path, encoding="utf-8", errors="replace") as f:
+                    report = f.read().splitlines()
+            except OSError:
+                report = []
+            with contextlib.suppress(OSError):
+                os.remove(report_path)
+
+        lines = _trim_blank_lines(report)
+        if errors:
+            had_errors = True
+            if warning is None:
+                warning = _warning_line(errors[0][2])
+            lines.extend(f"{suite_name}.{check_name}: {type(exc).__name__}: {exc}"
+                         for suite_name, check_name, exc in errors)
+        if warning is not None:
+            lines.insert(0, warning)
+        compliant = bool(passed) and not had_errors
+        return compliant, bool(had_errors), lines
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# simple checks
+# ----------------------------------------------------------------------------------------------------------------
+
+class FormatCheckRunner(BaseCheckRunner):
+    """Check that each file's content matches the type its extension claims."""
+
+    def run(self, files) -> None:
+        for pipeline_file in ensure_pipelinefilecollection(files):
+            file_type = pipeline_file.file_type
+            compliant = bool(file_type.validator(pipeline_file.src_path))
+            log = () if compliant else (f"invalid format: did not validate as type: {file_type.name}",)
+            pipeline_file.check_result = CheckResult(compliant, log)
+
+
+class NonEmptyCheckRunner(BaseCheckRunner):
+    """Check that each file is not empty."""
+
+    def run(self, files) -> None:
+        for pipeline_file in ensure_pipelinefilecollection(files):
+            compliant = os.path.getsize(pipeline_file.src_path) > 0
+            pipeline_file.check_result = CheckResult(compliant, () if compliant else ("empty file",))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# table schema
+# ----------------------------------------------------------------------------------------------------------------
+
+def _format_mapping(mapping: Any) -> str:
+    if not mapping:
+        return ""
+    return ", ".join(f"{key}: {value}" for key, value in dict(mapping).items())
+
+
+class TableSchemaCheckRunner(BaseCheckRunner):
+    """Validate CSV files against the tableschema YAML found under ``harvester.schema_base_dir``.
+
+    The schema of ``<dir>/NAME.csv`` is the first ``*.yaml`` file (recursive listing order) whose name contains
+    ``NAME`` (case-insensitive). Unlike the classic library, ``NAME`` is matched literally (regex-escaped) and the
+    ``.yaml`` suffix must end the name.
+    """
+
+    def __init__(self, config: Any, logger: Any) -> None:
+        super().__init__(config, logger)
+        self.schema_base_path = config.pipeline_config["harvester"]["schema_base_dir"]
+
+    @staticmethod
+    def schema_pattern(search: str) -> str:
+        """Regex (matched case-insensitively from the start of a file name) selecting the schema file."""
+        return rf"(.*){re.escape(search)}(.*)\.yaml$"
+
+    def run(self, files) -> None:
+        for pipeline_file in ensure_pipelinefilecollection(files):
+            pipeline_file.check_result = self.check_file(pipeline_file.src_path)
+
+    def check_file(self, path: str) -> CheckResult:
+        """Validate one CSV file against its schema."""
+        import tableschema
+        import tabulator
+        import yaml
+
+        from aodncore.util.ff import get_tableschema_descriptor
+
+        search = os.path.splitext(os.path.basename(path))[0]
+        schema_file = find_file(self.schema_base_path, self.schema_pattern(search))
+        if schema_file is None:
+            return CheckResult(False, (f"could not find schema definition matching: {search}",))
+
+        with open(schema_file) as f:
+            definition = yaml.safe_load(f)
+        descriptor = get_tableschema_descriptor(definition, "schema")
+
+        errors: list[str] = []
+
+        def collect(exc, row_number=None, row_data=None, error_data=None):
+            errors.append(f"Exception: {exc}\nRow Data: {_format_mapping(row_data)}\n"
+                          f"Error Data: {_format_mapping(error_data)}\n")
+
+        try:
+            for _row in tableschema.Table(path, schema=descriptor).iter(exc_handler=collect):
+                pass
+        except (tableschema.exceptions.TableSchemaException, tabulator.exceptions.TabulatorException,
+                UnicodeDecodeError) as e:
+            errors.append(f"Exception: {type(e).__name__}: {e}\nRow Data: \nError Data: \n")
+        return CheckResult(not errors, tuple(errors))

@@ -1,0 +1,552 @@
+"""Resolve step: turn one input file (a single file, an archive or a manifest) into a ``PipelineFileCollection``.
+
+Single files and archives are copied or extracted into ``output_dir``; manifests are read and the files they list
+are referenced where they are (nothing is copied). Archives and manifests are treated as untrusted input: archive
+extraction goes through the hardened :func:`aodncore.util.fileops.extract_zip` / ``extract_gzip``, and manifest
+destination paths must be relative and free of ``..`` components. Every error names the input file and the reason.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+import zipfile
+import zlib
+from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any
+from urllib.parse import urlparse
+
+from aodncore.pipeline.common import FileType
+from aodncore.pipeline.exceptions import (
+    DuplicatePipelineFileError,
+    InvalidFileFormatError,
+    InvalidInputFileError,
+    MissingFileError,
+)
+from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, RemotePipelineFile
+from aodncore.pipeline.steps.basestep import BaseStepRunner
+from aodncore.util.fileops import (
+    extract_gzip,
+    extract_zip,
+    is_gzip_file,
+    is_zip_file,
+    list_regular_files,
+    safe_copy_file,
+    safe_move_file,
+)
+
+__all__ = [
+    "get_resolve_runner",
+    "DeleteManifestResolveRunner",
+    "DirManifestResolveRunner",
+    "GzipFileResolveRunner",
+    "JsonManifestResolveRunner",
+    "MapManifestResolveRunner",
+    "RsyncManifestResolveRunner",
+    "SimpleManifestResolveRunner",
+    "SingleFileResolveRunner",
+    "ZipFileResolveRunner",
+]
+
+#: one collected CSV row error (map and delete manifests)
+TableRowErrorDetails = namedtuple("TableRowErrorDetails", ["exc", "row_number", "row_data", "error_data"])
+
+
+def get_resolve_runner(input_file: str, output_dir: str, config: Any, logger: Any,
+                       resolve_params: dict | None = None) -> BaseResolveRunner:
+    """Return the resolve runner suited to ``input_file``, chosen from its extension."""
+    file_type = FileType.get_type_from_name(input_file)
+    params = resolve_params or {}
+
+    if file_type is FileType.ZIP:
+        return ZipFileResolveRunner(input_file, output_dir, config, logger)
+    if file_type is FileType.GZIP:
+        return GzipFileResolveRunner(input_file, output_dir, config, logger)
+    if file_type is FileType.DELETE_MANIFEST:
+        if not params.get("allow_delete_manifests"):
+            raise InvalidFileFormatError("delete_manifests are not enabled for this pipeline")
+        return DeleteManifestResolveRunner(input_file, output_dir, config, logger, resolve_params)
+
+    manifest_runners = {
+        FileType.SIMPLE_MANIFEST: SimpleManifestResolveRunner,
+        FileType.JSON_MANIFEST: JsonManifestResolveRunner,
+        FileType.MAP_MANIFEST: MapManifestResolveRunner,
+        FileType.RSYNC_MANIFEST: RsyncManifestResolveRunner,
+        FileType.DIR_MANIFEST: DirManifestResolveRunner,
+    }
+    runner_class = manifest_runners.get(file_type)
+    if runner_class is not None:
+        return runner_class(input_file, output_dir, config, logger, resolve_params)
+    return SingleFileResolveRunner(input_file, output_dir, config, logger)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+def _is_s3_url(path: str) -> bool:
+    return isinstance(path, str) and urlparse(path).scheme == "s3"
+
+
+def _has_parent_reference(path: str) -> bool:
+    """True if any component of ``path`` (split on ``/`` and ``\\``) is ``..``."""
+    return ".." in re.split(r"[/\\]", path)
+
+
+def _describe_unsafe_path(path: str) -> str | None:
+    """Return why ``path`` cannot be used as a destination path, or None when it is acceptable."""
+    if os.path.isabs(path) or path.startswith("\\"):
+        return "must be a relative path"
+    if _has_parent_reference(path):
+        return "must not contain '..' components"
+    return None
+
+
+@contextmanager
+def _local_copy(input_file: str, output_dir: str) -> Iterator[str]:
+    """Yield a local path for ``input_file``.
+
+    Local paths are yielded unchanged. An ``s3://`` object is *downloaded* (the landing object is left in place)
+    into a private temporary directory beside ``output_dir`` — never a shared ``/tmp/<name>`` — which is removed
+    afterwards whatever happens.
+    """
+    if not _is_s3_url(input_file):
+        yield input_file
+        return
+
+    from aodncore.util import s3_util  # local import: boto3 is only needed for S3 inputs
+
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    temp_dir = tempfile.mkdtemp(prefix=".resolve-download-", dir=parent)
+    try:
+        local_path = os.path.join(temp_dir, os.path.basename(s3_util.get_s3_key(input_file)) or "input")
+        try:
+            s3_util.download_object(s3_util.get_s3_bucket(input_file), s3_util.get_s3_key(input_file), local_path)
+        except Exception as e:  # botocore errors carry no stable base class worth importing here
+            code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
+            if code in {"404", "NoSuchKey", "NoSuchBucket", "403", "AccessDenied"}:
+                raise InvalidInputFileError(f"input file '{input_file}' could not be downloaded: "
+                                            f"{type(e).__name__}: {e}") from e
+            raise
+        yield local_path
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# base classes
+# ----------------------------------------------------------------------------------------------------------------
+
+class BaseResolveRunner(BaseStepRunner, metaclass=abc.ABCMeta):
+    """Base of all resolve runners: knows the input file and the directory files are placed in."""
+
+    def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any) -> None:
+        super().__init__(config, logger)
+        self.input_file = input_file
+        self.output_dir = output_dir
+        self._collection = PipelineFileCollection()
+
+    @abc.abstractmethod
+    def run(self) -> PipelineFileCollection:
+        """Resolve the input file and return the resulting collection."""
+
+    def _add_directory_contents(self, directory: str, recursive: bool) -> None:
+        for path in list_regular_files(directory, recursive=recursive):
+            self._collection.add(path)
+
+
+class BaseManifestResolveRunner(BaseResolveRunner):
+    """Base of manifest runners: relative local paths are resolved against ``relative_path_root``."""
+
+    #: human-readable kind used in error messages
+    manifest_kind = "manifest"
+
+    def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
+                 resolve_params: dict | None = None) -> None:
+        super().__init__(input_file, output_dir, config, logger)
+        params = resolve_params or {}
+        if "relative_path_root" in params:
+            self.relative_path_root = params["relative_path_root"]
+        else:
+            self.relative_path_root = config.pipeline_config["global"]["wip_dir"]
+
+    def get_abs_path(self, path: str) -> str:
+        """Return ``path`` unchanged if absolute, otherwise joined to ``relative_path_root``."""
+        if os.path.isabs(path):
+            return path
+        return os.path.join(self.relative_path_root, path)
+
+    def _where(self, location: str) -> str:
+        return f"{self.manifest_kind} '{self.input_file}' {location}"
+
+    def _check_dest_path(self, dest_path: str, location: str) -> None:
+        reason = _describe_unsafe_path(dest_path)
+        if reason is not None:
+            raise InvalidFileFormatError(f"{self._where(location)}: dest_path '{dest_path}' {reason}")
+
+    def _add(self, location: str, path: str, **kwargs: Any) -> None:
+        """Add one entry, re-raising collection errors with the manifest name and location attached."""
+        try:
+            self._collection.add(path, **kwargs)
+        except (MissingFileError, DuplicatePipelineFileError) as e:
+            raise type(e)(f"{self._where(location)}: {e}") from e
+
+    def _add_file(self, location: str, local_path: str, dest_path: str | None) -> None:
+        """Add an existing local file with a preset destination path."""
+        if not os.path.isfile(local_path):
+            raise MissingFileError(f"{self._where(location)}: file '{local_path}' doesn't exist")
+        self._add(location, PipelineFile(local_path, dest_path=dest_path))
+
+    def _read_lines(self) -> list[str]:
+        """Lines of a text manifest with only the trailing line separator removed (blank lines are kept)."""
+        with open(self.input_file) as f:
+            return [line.rstrip(os.linesep) for line in f]
+
+
+class BaseCsvManifestResolveRunner(BaseManifestResolveRunner):
+    """Base of the header-less CSV manifests (map, delete), parsed with tableschema.
+
+    Every row error is collected (so the uploader sees all of them at once); once an error occurred no more
+    files are added. Errors raise ``InvalidFileFormatError`` whose single argument is the list of messages.
+    """
+
+    #: column names of the CSV (the file itself has no header row)
+    headers: tuple[str, ...] = ()
+
+    def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
+                 resolve_params: dict | None = None) -> None:
+        super().__init__(input_file, output_dir, config, logger, resolve_params)
+        self.errors: list[TableRowErrorDetails] = []
+
+    @property
+    @abc.abstractmethod
+    def schema(self):
+        """The strict ``tableschema.Schema`` the rows must satisfy."""
+
+    @abc.abstractmethod
+    def _row_handler(self, row: dict, row_number: int) -> None:
+        """Turn one valid row into collection entries."""
+
+    @staticmethod
+    def _make_schema(field_names: tuple[str, ...]):
+        import tableschema
+
+        descriptor = {
+            "fields": [
+                {"name": name, "type": "string", "constraints": {"required": True, "unique": True}}
+                for name in field_names
+            ]
+        }
+        return tableschema.Schema(descriptor, strict=True)
+
+    def _exc_handler(self, exc: Exception, row_number: int | None = None, row_data: Any = None,
+                     error_data: Any = None) -> None:
+        self.errors.append(TableRowErrorDetails(exc, row_number, row_data, error_data))
+
+    @staticmethod
+    def _format_error(details: TableRowErrorDetails) -> str:
+        exc = details.exc
+        message = ",".join(str(a) for a in exc.args)
+        sub_errors = ",".join(str(e) for e in (getattr(exc, "errors", None) or []))
+        return f"{message}: {sub_errors}"
+
+    def run(self) -> PipelineFileCollection:
+        import tableschema
+        import tabulator
+
+        self.errors = []
+        table = tableschema.Table(self.input_file, headers=list(self.headers), schema=self.schema, format="csv")
+        try:
+            for row_number, _headers, values in table.iter(extended=True, exc_handler=self._exc_handler):
+                if self.errors:
+                    continue
+                self._row_handler(dict(zip(self.headers, values)), row_number)
+        except (tableschema.exceptions.TableSchemaException, tabulator.exceptions.TabulatorException,
+                UnicodeDecodeError) as e:
+            raise InvalidFileFormatError(f"{self.manifest_kind} '{self.input_file}' could not be read as CSV: "
+                                         f"{type(e).__name__}: {e}") from e
+
+        if self.errors:
+            messages = [self._format_error(d) for d in self.errors]
+            self._get_logger().error("%s '%s' is invalid: %s", self.manifest_kind, self.input_file,
+                                     "; ".join(messages))
+            error = InvalidFileFormatError(messages)
+            error.add_note(f"{self.manifest_kind}: {self.input_file}")
+            raise error
+        return self._collection
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# single files and archives
+# ----------------------------------------------------------------------------------------------------------------
+
+class SingleFileResolveRunner(BaseResolveRunner):
+    """Copy (or move) one file into ``output_dir``; ``s3://`` sources are supported by the file operations."""
+
+    def run(self, move: bool = False) -> PipelineFileCollection:
+        name = os.path.basename(urlparse(self.input_file).path) if _is_s3_url(self.input_file) \
+            else os.path.basename(self.input_file)
+        destination = os.path.join(self.output_dir, name)
+        if move:
+            safe_move_file(self.input_file, destination)
+        else:
+            safe_copy_file(self.input_file, destination)
+        self._collection.add(destination)
+        return self._collection
+
+
+class GzipFileResolveRunner(BaseResolveRunner):
+    """Decompress a gzip file into ``output_dir`` and collect the files found directly in it."""
+
+    def run(self) -> PipelineFileCollection:
+        with _local_copy(self.input_file, self.output_dir) as local_path:
+            if not is_gzip_file(local_path):
+                raise InvalidFileFormatError(f"input_file must be a valid GZ file: '{self.input_file}' is not "
+                                             f"a readable gzip file")
+            os.makedirs(self.output_dir, exist_ok=True)
+            try:
+                extract_gzip(local_path, self.output_dir)
+            except InvalidFileFormatError as e:
+                raise _name_archive(e, self.input_file, local_path) from e
+            except (OSError, EOFError, zlib.error) as e:
+                raise InvalidFileFormatError(f"gzip file '{self.input_file}' could not be decompressed: "
+                                             f"{type(e).__name__}: {e}") from e
+        self._add_directory_contents(self.output_dir, recursive=False)
+        return self._collection
+
+
+class ZipFileResolveRunner(BaseResolveRunner):
+    """Extract a zip archive into ``output_dir`` and collect every regular file in it, recursively.
+
+    An ``s3://`` zip is downloaded into a private temporary directory beside ``output_dir`` (the landing object
+    is not deleted) and that copy is removed after extraction.
+    """
+
+    def run(self) -> PipelineFileCollection:
+        with _local_copy(self.input_file, self.output_dir) as local_path:
+            if not is_zip_file(local_path):
+                raise InvalidFileFormatError(f"input_file must be a valid ZIP file: '{self.input_file}' is not "
+                                             f"a readable zip archive")
+            os.makedirs(self.output_dir, exist_ok=True)
+            try:
+                extract_zip(local_path, self.output_dir)
+            except InvalidFileFormatError as e:
+                raise _name_archive(e, self.input_file, local_path) from e
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError,
+                    zlib.error) as e:
+                raise InvalidFileFormatError(f"zip file '{self.input_file}' could not be extracted: "
+                                             f"{type(e).__name__}: {e}") from e
+        self._add_directory_contents(self.output_dir, recursive=True)
+        return self._collection
+
+
+def _name_archive(error: InvalidFileFormatError, input_file: str, local_path: str) -> InvalidFileFormatError:
+    """Return an error whose message names the input archive (not a temporary download of it)."""
+    message = str(error)
+    if local_path != input_file and local_path in message:
+        return InvalidFileFormatError(message.replace(local_path, input_file))
+    if input_file in message:
+        return error
+    return InvalidFileFormatError(f"archive '{input_file}': {message}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# manifests
+# ----------------------------------------------------------------------------------------------------------------
+
+class SimpleManifestResolveRunner(BaseManifestResolveRunner):
+    """``*.manifest``: one local path per line; every line is used, so a blank line is an error."""
+
+    manifest_kind = "manifest"
+
+    def run(self) -> PipelineFileCollection:
+        for number, path in enumerate(self._read_lines(), start=1):
+            location = f"line {number}"
+            if not path:
+                raise MissingFileError(f"{self._where(location)}: empty line does not name a file")
+            self._add(location, self.get_abs_path(path))
+        return self._collection
+
+
+class DirManifestResolveRunner(BaseManifestResolveRunner):
+    """``*.dir_manifest`` (deprecated): one path per line; a directory adds every regular file beneath it."""
+
+    manifest_kind = "dir_manifest"
+
+    def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
+                 resolve_params: dict | None = None) -> None:
+        warnings.warn("dir_manifest files are deprecated; use a manifest or json_manifest instead",
+                      DeprecationWarning, stacklevel=2)
+        super().__init__(input_file, output_dir, config, logger, resolve_params)
+
+    def run(self) -> PipelineFileCollection:
+        for number, path in enumerate(self._read_lines(), start=1):
+            location = f"line {number}"
+            if not path:
+                # joined to the root this would name the whole root directory: refuse instead of expanding it
+                raise MissingFileError(f"{self._where(location)}: empty line does not name a file or directory")
+            abs_path = self.get_abs_path(path)
+            if os.path.isdir(abs_path):
+                for file_path in list_regular_files(abs_path, recursive=True):
+                    self._add(location, file_path)
+            else:
+                self._add(location, abs_path)
+        return self._collection
+
+
+class JsonManifestResolveRunner(BaseManifestResolveRunner):
+    """``*.json_manifest``: ``{"files": [{"local_path": ..., "dest_path": ...}, ...]}``."""
+
+    manifest_kind = "json_manifest"
+
+    def run(self) -> PipelineFileCollection:
+        from jsonschema.exceptions import ValidationError
+
+        from aodncore.pipeline.schema import validate_json_manifest
+
+        try:
+            with open(self.input_file) as f:
+                manifest = json.load(f)
+        except ValueError as e:
+            raise InvalidFileFormatError(f"input_file must be a valid JSON file: '{self.input_file}': {e}") from e
+
+        try:
+            validate_json_manifest(manifest)
+        except ValidationError as e:
+            raise InvalidFileFormatError(f"input_file failed to validate against the JSON manifest schema: "
+                                         f"'{self.input_file}': {e.message}") from e
+
+        for index, entry in enumerate(manifest.get("files", [])):
+            location = f"files[{index}]"
+            dest_path = entry.get("dest_path") or None
+            if dest_path is not None:
+                self._check_dest_path(dest_path, location)
+            self._add_file(location, self.get_abs_path(entry["local_path"]), dest_path)
+        return self._collection
+
+
+class MapManifestResolveRunner(BaseCsvManifestResolveRunner):
+    """``*.map_manifest``: header-less CSV ``local_path,dest_path`` (both required and unique)."""
+
+    manifest_kind = "map_manifest"
+    headers = ("local_path", "dest_path")
+
+    @property
+    def schema(self):
+        return self._make_schema(self.headers)
+
+    def _row_handler(self, row: dict, row_number: int) -> None:
+        location = f"line {row_number}"
+        self._check_dest_path(row["dest_path"], location)
+        self._add_file(location, self.get_abs_path(row["local_path"]), row["dest_path"])
+
+
+class DeleteManifestResolveRunner(BaseCsvManifestResolveRunner):
+    """``*.delete_manifest``: header-less CSV with one column, the ``dest_path`` of each object to delete."""
+
+    manifest_kind = "delete_manifest"
+    headers = ("dest_path",)
+
+    @property
+    def schema(self):
+        return self._make_schema(self.headers)
+
+    def _row_handler(self, row: dict, row_number: int) -> None:
+        location = f"line {row_number}"
+        dest_path = row["dest_path"]
+        self._check_dest_path(dest_path, location)
+        remote = RemotePipelineFile(dest_path)
+        self._add(location, PipelineFile.from_remotepipelinefile(remote, is_deletion=True))
+
+
+class RsyncLineType(Enum):
+    """Classification of one line of ``rsync --itemize-changes`` output."""
+
+    INVALID = 0
+    HEADER = 1
+    FILE_ADD = 2
+    FILE_DELETE = 3
+    DIRECTORY_ADD = 4
+    DIRECTORY_DELETE = 5
+
+
+class RsyncManifestLine:
+    """One classified rsync line: ``path`` (None for headers and unrecognised lines) and ``type``."""
+
+    __slots__ = ("path", "type")
+
+    def __init__(self, path: str | None, type_: RsyncLineType) -> None:
+        self.path = path
+        self.type = type_
+
+    def __repr__(self) -> str:
+        return f"RsyncManifestLine(path={self.path!r}, type={self.type.name})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RsyncManifestLine):
+            return NotImplemented
+        return (self.path, self.type) == (other.path, other.type)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.type))
+
+
+class RsyncManifestResolveRunner(BaseManifestResolveRunner):
+    """``*.rsync_manifest``: the output of ``rsync --itemize-changes``.
+
+    File additions (``>f.........``) are added, file deletions (``*deleting`` of a path not ending in ``/``) are
+    added as deletions; directory lines, the header and anything unrecognised are ignored. Paths containing
+    ``..`` components are refused (rsync never prints them, and deletion paths feed the destination path).
+    """
+
+    manifest_kind = "rsync_manifest"
+
+    HEADER_LINE = "receiving incremental file list"
+    RECORD_PATTERN = re.compile(r"^(?P<operation>\*deleting|[>.][df].{9})\s{1,3}(?P<path>.*)$")
+    FILE_ADD_PATTERN = re.compile(r"^>f.{9}$")
+    DIR_ADD_PATTERN = re.compile(r"^\.d.{9}$")
+    DELETE_PATTERN = re.compile(r"^\*deleting$")
+
+    @classmethod
+    def classify_line(cls, line: str) -> RsyncManifestLine:
+        """Classify one line of rsync output."""
+        if line == cls.HEADER_LINE:
+            return RsyncManifestLine(None, RsyncLineType.HEADER)
+        match = cls.RECORD_PATTERN.match(line)
+        if match is None:
+            return RsyncManifestLine(None, RsyncLineType.INVALID)
+        operation, path = match.group("operation"), match.group("path")
+        if cls.FILE_ADD_PATTERN.match(operation):
+            line_type = RsyncLineType.FILE_ADD
+        elif cls.DIR_ADD_PATTERN.match(operation):
+            line_type = RsyncLineType.DIRECTORY_ADD
+        elif cls.DELETE_PATTERN.match(operation):
+            line_type = RsyncLineType.DIRECTORY_DELETE if path.endswith("/") else RsyncLineType.FILE_DELETE
+        else:
+            line_type = RsyncLineType.INVALID
+        return RsyncManifestLine(path, line_type)
+
+    def run(self) -> PipelineFileCollection:
+        for number, raw_line in enumerate(self._read_lines(), start=1):
+            record = self.classify_line(raw_line)
+            if record.type not in (RsyncLineType.FILE_ADD, RsyncLineType.FILE_DELETE):
+                continue
+            location = f"line {number}"
+            if _has_parent_reference(record.path):
+                raise InvalidFileFormatError(f"{self._where(location)}: path '{record.path}' must not contain "
+                                             f"'..' components")
+            abs_path = self.get_abs_path(record.path)
+            if record.type is RsyncLineType.FILE_ADD:
+                self._add(location, abs_path)
+            else:
+                self._add(location, abs_path, is_deletion=True)
+        return self._collection

@@ -1,0 +1,179 @@
+"""Ready-made flows: ``ingest_file`` (one landing object) and ``ingest_landing`` (everything under a prefix).
+
+Cost model (measured on 2 cores, see BENCHMARKS.md): a Prefect task run costs more than the whole classic
+per-file pipeline, so the flows never run a task per step per file. ``ingest_landing`` lists the landing area,
+drops what the ingest ledger says is already done, splits the rest into at most ``workers`` balanced batches and
+runs one ``ingest-batch`` task per batch. Per-file detail is in the logs and in the outcome table artifact.
+
+Parameters are plain strings and numbers so that the flows can be deployed and triggered from the UI, the CLI
+or an S3 event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from aodncore.ingest import progress
+from aodncore.ingest.configure import build_settings
+from aodncore.ingest.outcome import FAILED, QUARANTINED, SKIPPED, FileOutcome
+from aodncore.ingest.sources import LandingObject, list_landing
+from aodncore.prefect.artifacts import create_failure_report, create_outcome_table
+from aodncore.prefect.logbridge import forward_library_logs
+from aodncore.prefect.tasks import ingest_batch_task
+
+__all__ = ["MAX_FAILURE_REPORTS", "ingest_file", "ingest_landing", "plan_batches"]
+
+MAX_FAILURE_REPORTS = 20
+"""At most this many markdown failure reports per run (the table lists every file)."""
+
+
+def plan_batches(objects: Sequence[LandingObject], batches: int) -> list[list[LandingObject]]:
+    """Split objects into at most ``batches`` lists of similar total size (largest first, to the lightest)."""
+    batches = max(1, min(batches, len(objects)))
+    heap: list[tuple[int, int]] = [(0, index) for index in range(batches)]
+    planned: list[list[LandingObject]] = [[] for _ in range(batches)]
+    for obj in sorted(objects, key=lambda o: o.size, reverse=True):
+        load, index = heapq.heappop(heap)
+        planned[index].append(obj)
+        heapq.heappush(heap, (load + max(obj.size, 1), index))
+    return [sorted(batch, key=lambda o: o.uri) for batch in planned if batch]
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
+
+
+def _publish_artifacts(outcomes: list[FileOutcome], key: str) -> None:
+    if not outcomes:
+        return
+    create_outcome_table(outcomes, key=key)
+    failures = [outcome for outcome in outcomes if outcome.status in (QUARANTINED, FAILED)]
+    for outcome in failures[:MAX_FAILURE_REPORTS]:
+        create_failure_report(outcome)
+
+
+def _skipped(obj: LandingObject) -> FileOutcome:
+    return FileOutcome(source=obj.uri, name=obj.name, status=SKIPPED, error="already ingested (same content)")
+
+
+def _ingest(
+    sources: Sequence[str],
+    *,
+    workers: int,
+    skip_ingested: bool,
+    artifact_key: str,
+    settings_options: dict[str, Any],
+) -> list[dict[str, Any]]:
+    logger = get_run_logger()
+    settings = build_settings(run_id=_flow_run_id(), **settings_options)
+    objects = [obj for source in sources for obj in list_landing(source)]
+    skipped = [obj for obj in objects if skip_ingested and settings.ledger and settings.ledger.already_done(obj)]
+    todo = [obj for obj in objects if obj not in skipped]
+    logger.info(
+        "%d landing object(s) found, %d already ingested, %d to process with %d worker(s) (handler %s)",
+        len(objects),
+        len(skipped),
+        len(todo),
+        workers,
+        settings.handler_class.__name__,
+    )
+    progress.emit("planned", len(objects))
+    for obj in skipped:
+        progress.emit("done", _skipped(obj))
+    batches = plan_batches(todo, workers)
+    futures = [ingest_batch_task.submit(batch, settings, batch_label=str(index)) for index, batch in enumerate(batches)]
+    outcomes = [_skipped(obj) for obj in skipped]
+    for future in futures:
+        outcomes.extend(future.result())
+    _publish_artifacts(outcomes, artifact_key)
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in {o.status for o in outcomes}}
+    logger.info("ingest finished: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do")
+    return [outcome.to_dict() for outcome in outcomes]
+
+
+@flow(name="ingest-landing", task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
+def ingest_landing(
+    source: str | list[str],
+    handler: str | None = None,
+    config_file: str | None = None,
+    base_dir: str | None = None,
+    upload_uri: str | None = None,
+    archive_uri: str | None = None,
+    error_uri: str | None = None,
+    checks: list[str] | None = None,
+    handler_params: dict[str, Any] | None = None,
+    workers: int = 4,
+    delete_landing: bool = True,
+    skip_ingested: bool = True,
+) -> list[dict[str, Any]]:
+    """Ingest every file under a folder or ``s3://bucket/prefix`` (or several), with bounded concurrency.
+
+    Each landing object is published, or quarantined in the error store with a reason sidecar, and only then
+    removed from the landing area; objects hit by system errors stay for a retry. Objects whose exact content
+    was already ingested are skipped. Returns one outcome dict per landing object.
+    """
+    sources = [source] if isinstance(source, str) else list(source)
+    with forward_library_logs("aodncore", logging.INFO):
+        return _ingest(
+            sources,
+            workers=max(1, min(int(workers), 16)),
+            skip_ingested=skip_ingested,
+            artifact_key="ingest-landing-outcomes",
+            settings_options=dict(
+                handler=handler,
+                config_file=config_file,
+                base_dir=base_dir,
+                upload_uri=upload_uri,
+                archive_uri=archive_uri,
+                error_uri=error_uri,
+                checks=checks,
+                handler_params=handler_params,
+                delete_landing=delete_landing,
+            ),
+        )
+
+
+@flow(name="ingest-file", log_prints=False)
+def ingest_file(
+    source: str,
+    handler: str | None = None,
+    config_file: str | None = None,
+    base_dir: str | None = None,
+    upload_uri: str | None = None,
+    archive_uri: str | None = None,
+    error_uri: str | None = None,
+    checks: list[str] | None = None,
+    handler_params: dict[str, Any] | None = None,
+    delete_landing: bool = True,
+    skip_ingested: bool = True,
+) -> dict[str, Any]:
+    """Ingest one landing object (a local path or ``s3://bucket/key``): published or quarantined, never lost."""
+    with forward_library_logs("aodncore", logging.INFO):
+        outcomes = _ingest(
+            [source],
+            workers=1,
+            skip_ingested=skip_ingested,
+            artifact_key="ingest-file-outcome",
+            settings_options=dict(
+                handler=handler,
+                config_file=config_file,
+                base_dir=base_dir,
+                upload_uri=upload_uri,
+                archive_uri=archive_uri,
+                error_uri=error_uri,
+                checks=checks,
+                handler_params=handler_params,
+                delete_landing=delete_landing,
+            ),
+        )
+    if len(outcomes) != 1:
+        raise ValueError(f"ingest_file expects exactly one landing object, found {len(outcomes)} under {source!r}")
+    return outcomes[0]

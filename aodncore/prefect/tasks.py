@@ -1,0 +1,170 @@
+"""Prefect tasks: one per pipeline step, plus the batch task the ready-made flows fan out over.
+
+The step tasks call exactly the same code as ``HandlerBase`` (:mod:`aodncore.pipeline.phases` and the step
+runners) so a flow can compose ``resolve → check → publish`` in any order, skip a step, or insert its own task.
+Tasks that touch storage retry on transient storage errors; data errors (failed checks, bad files) never retry.
+
+Result caching is off for every task: inputs are live objects (collections, configs), and idempotency is
+provided by the ingest ledger rather than Prefect's cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from aodncore.ingest.outcome import FileOutcome
+from aodncore.ingest.runner import IngestSettings, ingest_object
+from aodncore.ingest.sources import LandingObject, list_landing
+from aodncore.pipeline import phases
+from aodncore.pipeline.common import PipelineFilePublishType
+from aodncore.pipeline.exceptions import PipelineProcessingError, StorageBrokerError
+from aodncore.pipeline.files import PipelineFileCollection
+from aodncore.pipeline.log import get_pipeline_logger
+from aodncore.prefect.logbridge import context_thread_pool
+
+__all__ = [
+    "check_task",
+    "ingest_batch_task",
+    "list_landing_task",
+    "notify_task",
+    "publish_task",
+    "resolve_task",
+    "retry_on_transient_storage_error",
+]
+
+_TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+def retry_on_transient_storage_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry condition: storage and connection problems yes, data errors no."""
+    try:
+        state.result()
+    except PipelineProcessingError:
+        return False
+    except (StorageBrokerError, ConnectionError, TimeoutError, OSError):
+        return True
+    except Exception as error:  # noqa: BLE001 - botocore errors are classified by module
+        return type(error).__module__.startswith(("botocore", "urllib3"))
+    return False
+
+
+def _logger() -> Any:
+    return get_pipeline_logger(None, logger_function=lambda _name: get_run_logger())
+
+
+@task(name="resolve", **_TASK_OPTIONS)
+def resolve_task(
+    input_file: str,
+    output_dir: str,
+    config: Any,
+    resolve_params: Mapping[str, Any] | None = None,
+    include_regexes: Sequence[Any] | None = None,
+    exclude_regexes: Sequence[Any] | None = None,
+    addition_type: PipelineFilePublishType = PipelineFilePublishType.HARVEST_UPLOAD,
+    deletion_type: PipelineFilePublishType = PipelineFilePublishType.DELETE_UNHARVEST,
+) -> PipelineFileCollection:
+    """Resolve an input file (single file, gzip, zip or manifest) into a collection."""
+    from aodncore.util.misc import ensure_regex_list
+
+    return phases.resolve_files(
+        input_file,
+        output_dir,
+        config=config,
+        logger=_logger(),
+        resolve_params=resolve_params,
+        include_regexes=ensure_regex_list(include_regexes) if include_regexes else None,
+        exclude_regexes=ensure_regex_list(exclude_regexes) if exclude_regexes else None,
+        addition_type=addition_type,
+        deletion_type=deletion_type,
+    )
+
+
+@task(name="check", **_TASK_OPTIONS)
+def check_task(
+    collection: PipelineFileCollection, config: Any, check_params: Mapping[str, Any] | None = None
+) -> PipelineFileCollection:
+    """Check every file of the collection (raises ``ComplianceCheckFailedError`` if any fails)."""
+    phases.check_files(collection, config=config, logger=_logger(), check_params=check_params)
+    return collection
+
+
+@task(
+    name="publish",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_on_transient_storage_error,
+    **_TASK_OPTIONS,
+)
+def publish_task(
+    collection: PipelineFileCollection,
+    config: Any,
+    dest_path_function: Callable[[str], str],
+    archive_path_function: Callable[[str], str] | None = None,
+    harvest_type: str | None = None,
+    harvest_params: Mapping[str, Any] | None = None,
+    temp_dir: str | None = None,
+) -> PipelineFileCollection:
+    """Archive, harvest and store a checked collection (files already stored are not stored again on retry)."""
+    import tempfile
+
+    from aodncore.pipeline.steps.store import get_store_runner
+
+    logger = _logger()
+    global_config = config.pipeline_config["global"]
+    upload_runner = get_store_runner(global_config["upload_uri"], config, logger)
+    archive_runner = get_store_runner(global_config["archive_uri"], config, logger, archive_mode=True)
+    with tempfile.TemporaryDirectory(prefix="aodncore-publish-", dir=temp_dir) as scratch:
+        phases.publish_files(
+            collection,
+            archive_path_function=archive_path_function or dest_path_function,
+            dest_path_function=dest_path_function,
+            upload_runner=upload_runner,
+            archive_runner=archive_runner,
+            harvest_type=harvest_type,
+            harvest_params=harvest_params,
+            temp_dir=scratch,
+            config=config,
+            logger=logger,
+        )
+    return collection
+
+
+@task(name="notify", **_TASK_OPTIONS)
+def notify_task(
+    notification_data: Mapping[str, Any],
+    recipients: Sequence[str],
+    config: Any,
+    notify_params: Mapping[str, Any] | None = None,
+) -> Any:
+    """Send notifications (e-mail, SNS) to ``recipients``; returns the ``NotifyList`` with per-recipient results."""
+    from aodncore.pipeline.steps.notify import get_notify_runner
+
+    runner = get_notify_runner(dict(notification_data), config, _logger(), notify_params)
+    return runner.run(list(recipients)) if recipients else None
+
+
+@task(name="list-landing", retries=2, retry_delay_seconds=2, **_TASK_OPTIONS)
+def list_landing_task(source: str) -> list[LandingObject]:
+    """Every object waiting in a landing folder, file or ``s3://`` prefix."""
+    return list(list_landing(source))
+
+
+@task(name="ingest-batch", task_run_name="ingest-batch-{batch_label}", **_TASK_OPTIONS)
+def ingest_batch_task(
+    objects: Sequence[LandingObject], settings: IngestSettings, batch_label: str = "0", threads: int = 1
+) -> list[FileOutcome]:
+    """Ingest a batch of landing objects (each published or quarantined, never lost); one task run per batch."""
+    logger = get_run_logger()
+    if threads <= 1 or len(objects) <= 1:
+        outcomes = [ingest_object(obj, settings) for obj in objects]
+    else:
+        with context_thread_pool(threads) as pool:
+            outcomes = list(pool.map(lambda obj: ingest_object(obj, settings), objects))
+    for outcome in outcomes:
+        level = "info" if outcome.ok else "warning"
+        getattr(logger, level)("%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else "")
+    return outcomes

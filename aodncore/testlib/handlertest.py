@@ -1,0 +1,50 @@
+"""``HandlerTestCase``: run a handler class against the test configuration."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from aodncore.pipeline import HandlerBase
+from aodncore.testlib.basetest import BaseTestCase
+
+__all__ = ["HandlerTestCase", "TEST_ROOT"]
+
+TEST_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)))
+
+
+class HandlerTestCase(BaseTestCase):
+    """Set ``handler_class`` on the subclass; ``self.handler_class(path, **kw)`` then uses the test config."""
+
+    handler_class: Any = HandlerBase
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls._metadata_regenerated = set()
+
+    def setUp(self) -> None:
+        super().setUp()
+        handler_class = getattr(self, "handler_class", None) or HandlerBase
+        if isinstance(handler_class, functools.partial):
+            handler_class = handler_class.func
+        self.handler_class = functools.partial(handler_class, config=self.config)
+
+    def test_base(self) -> None:
+        handler = self.handler_class(self.temp_nc_file)
+        self.assertIsInstance(handler, HandlerBase)
+
+    def run_handler(self, *args: Any, **kwargs: Any) -> Any:
+        """Construct and run a handler; assert it finished without error."""
+        handler = self.handler_class(*args, **kwargs)
+        handler.run()
+        self.assertIsNone(handler.error, msg=f"handler error: {handler.error_details}")
+        return handler
+
+    def run_handler_with_exception(self, expected_error: type[BaseException], *args: Any, **kwargs: Any) -> Any:
+        """Construct and run a handler; assert it failed with ``expected_error``."""
+        handler = self.handler_class(*args, **kwargs)
+        handler.run()
+        self.assertIsInstance(handler.error, expected_error, msg=f"handler error: {handler.error_details}")
+        return handler
