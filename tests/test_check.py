@@ -209,6 +209,9 @@ class RaisingCheck(BaseNCCheck):
     _cc_spec_version = "1.0"
     register_checker = True
 
+    def setup(self, ds):
+        pass
+
     def check_fine(self, ds):
         return Result(BaseCheck.HIGH, True, "fine")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checks_fixtures import ACK_2016, ACK_2020, ACK_SSI, QC_1_3, TIME_VALUES, FileSpec, Raw, imos_spec, run_suite
+from checks_fixtures import ACK_2016, ACK_2020, ACK_SSI, QC_1_3, TIME_VALUES, FileSpec, Raw, Var, imos_spec, run_suite
 from compliance_checker.runner import CheckSuite, ComplianceChecker
 
 from aodncore.checks.ghrsst import Ghrsst10Check
@@ -56,6 +56,9 @@ def test_cli_lists_suites_without_load_errors():
     for suite in ("imos:1.3", "imos:1.4", "ghrsst:1.0"):
         assert f" - {suite}" in proc.stdout
     assert "Could not load" not in proc.stderr
+    verbose = subprocess.run([CLI, "-l", "-v"], capture_output=True, text=True, timeout=120)
+    for alias in ("imos", "ghrsst"):  # unversioned aliases are only printed with -v
+        assert f" - {alias} (v" in verbose.stdout
 
 
 def test_cli_runs_imos_1_4(tmp_path):
@@ -298,7 +301,7 @@ def test_time_fill_value_also_fails_cf(tmp_path):
 
 def test_unknown_vertical_variable_axis_z_only(tmp_path):
     def add_pressure(s):
-        s.variables["PRES_REL"] = s.variables["NOMINAL_DEPTH"].__class__(
+        s.variables["PRES_REL"] = Var(
             "f4", (), 20.0, {"long_name": "pressure", "axis": "Z", "units": "dbar", "reference_datum": "sea surface",
                              "valid_min": 0.0, "valid_max": 12000.0})
 
@@ -360,8 +363,8 @@ def test_q3_fixed_unsigned_coordinate_variable_is_numeric(tmp_path):
     def add_unsigned_coordinate(s):
         s.format = "NETCDF4"
         s.dims["WAVELENGTH"] = 3
-        s.variables["WAVELENGTH"] = s.variables["TIME"].__class__("u2", ("WAVELENGTH",), [412, 443, 490],
-                                                                  {"long_name": "wavelength", "units": "nm"})
+        s.variables["WAVELENGTH"] = Var("u2", ("WAVELENGTH",), [412, 443, 490],
+                                        {"long_name": "wavelength", "units": "nm"})
 
     outcome = run_suite(write(tmp_path, "1.4", add_unsigned_coordinate), "imos:1.4")
     assert outcome.verdicts == "PPP"
@@ -424,7 +427,7 @@ def test_q9_kept_whitespace_only_attributes(tmp_path):
 
 def test_q12_kept_any_depth_name_is_vertical(tmp_path):
     def add_bot_depth(s):
-        s.variables["BOT_DEPTH"] = s.variables["TEMP"].__class__(
+        s.variables["BOT_DEPTH"] = Var(
             "f4", ("TIME",), [50.0] * 5, {"long_name": "bottom depth", "units": "m", "_FillValue": 999999.0,
                                           "coordinates": "TIME LATITUDE LONGITUDE NOMINAL_DEPTH"})
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import OrderedDict
+from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,13 +33,6 @@ P = PipelineFilePublishType
 LOGGER = logging.getLogger("aodncore.tests.harvest")
 
 
-def echo_exec(name: str) -> str:
-    return (
-        f'echo {name} --context_param paramFile="/usr/local/talend/jobs/param_file.conf" '
-        "--context_param base=%{base} --context_param fileList=%{file_list} --context_param logDir=%{log_dir}"
-    )
-
-
 def make_config(tmp_path: Path, trigger_config: dict) -> SimpleNamespace:
     return SimpleNamespace(
         trigger_config=OrderedDict(trigger_config),
@@ -45,24 +40,12 @@ def make_config(tmp_path: Path, trigger_config: dict) -> SimpleNamespace:
     )
 
 
-def testlib_trigger_config() -> OrderedDict:
-    """Same shape as the testlib's trigger.conf: three harvesters, the second with two events."""
-    return OrderedDict(
-        [
-            ("zzz_my_test_harvester", {"exec": echo_exec("zzz_my_test_harvester"), "events": [{"regex": [".*"]}]}),
-            (
-                "aaa_my_test_harvester",
-                {
-                    "exec": echo_exec("aaa_my_test_harvester"),
-                    "events": [
-                        {"regex": [".*"], "extra_params": "--collection my_test_collection"},
-                        {"regex": [".*"]},
-                    ],
-                },
-            ),
-            ("mmm_my_test_harvester", {"exec": echo_exec("mmm_my_test_harvester"), "events": [{"regex": [".*"]}]}),
-        ]
-    )
+def reference_trigger_config() -> OrderedDict:
+    """The testlib's shipped trigger.conf: three harvesters (zzz, aaa with two events, mmm), all matching '.*'."""
+    text = resources.files("aodncore.testlib.conf").joinpath("trigger.conf").read_text()
+    config = json.loads(text, object_pairs_hook=OrderedDict)
+    assert list(config) == ["zzz_my_test_harvester", "aaa_my_test_harvester", "mmm_my_test_harvester"]
+    return config
 
 
 @pytest.fixture
@@ -281,7 +264,7 @@ def test_match_harvester_to_files_uses_config_order_and_dest_path(tmp_path, make
 
 
 def test_talend_additions_run_every_event_and_upload(tmp_path, store, broker, make_file, caplog):
-    config = make_config(tmp_path, testlib_trigger_config())
+    config = make_config(tmp_path, reference_trigger_config())
     runner = TalendHarvesterRunner(broker, None, str(tmp_path), config, LOGGER)
     files = PipelineFileCollection([make_file("a.nc"), make_file("b.nc", publish_type=P.HARVEST_ONLY)])
     with caplog.at_level(logging.INFO, logger=LOGGER.name):
@@ -419,9 +402,11 @@ def test_talend_failure_without_undo_previous_slices(tmp_path, store, broker, ma
 
 
 def test_talend_failure_in_second_event_undoes_first_event_of_same_slice(tmp_path, store, broker, make_file):
+    record = tmp_path / "first.txt"
     trigger = OrderedDict(
         [
-            ("first", {"exec": "echo first --base=%{base}", "events": [{"regex": ["IMOS/"]}]}),
+            ("first", {"exec": 'b=%{base}; if [ -n "$(ls -A $b | grep -v file_list)" ]; then echo add >> '
+                               f'{record}; else echo undo >> {record}; fi', "events": [{"regex": ["IMOS/"]}]}),
             ("second", {"exec": "b=%{base}; test -n \"$(ls -A $b | grep -v file_list)\" && exit 3 || true",
                         "events": [{"regex": ["IMOS/"]}]}),
         ]
@@ -432,6 +417,7 @@ def test_talend_failure_in_second_event_undoes_first_event_of_same_slice(tmp_pat
     with pytest.raises(SystemCommandFailedError):
         runner.run(files)
     (a,) = files
+    assert record.read_text().split() == ["add", "undo"]
     assert a.is_harvest_undone and a.is_upload_undone
     assert not (store / "IMOS/TEST/a.nc").exists()
 
@@ -445,7 +431,8 @@ def test_talend_multiple_events_upload_once(tmp_path, store, broker, make_file, 
         return original(pipeline_files, *args, **kwargs)
 
     monkeypatch.setattr(broker, "upload", counting_upload)
-    runner = TalendHarvesterRunner(broker, None, str(tmp_path), make_config(tmp_path, testlib_trigger_config()), LOGGER)
+    config = make_config(tmp_path, reference_trigger_config())
+    runner = TalendHarvesterRunner(broker, None, str(tmp_path), config, LOGGER)
     runner.run(PipelineFileCollection([make_file("a.nc")]))
     assert uploads == [["a.nc"]]
     assert [name for name, _ in runner.harvested_file_map] == [
@@ -538,3 +525,17 @@ def test_no_harvest_runner_one_warning_per_run_and_order(store, broker, make_fil
     # a second run has nothing left to store and does not record anything twice
     runner.run(files)
     assert len(runner.stored_files) == 3
+
+
+def test_talend_run_refuses_escaping_dest_path(tmp_path, broker, make_file, recording_harvester):
+    executor, calls = recording_harvester
+    trigger = {"h": {"exec": executor, "events": [{"regex": [".*"]}]}}
+    work = tmp_path / "work"
+    work.mkdir()
+    evil = make_file("evil.nc", dest_dir="../../../outside")
+    runner = TalendHarvesterRunner(broker, None, str(work), make_config(tmp_path, trigger), LOGGER)
+    with pytest.raises(ValueError, match="escapes the harvester base dir"):
+        runner.run(PipelineFileCollection([evil]))
+    assert [call[0] for call in calls()] == ["delete"]  # only the undo ran; nothing was harvested
+    assert not evil.is_harvested and not evil.is_stored
+    assert not (tmp_path / "outside").exists() and not (tmp_path.parent / "outside").exists()

@@ -112,3 +112,13 @@ def test_concurrent_writers_from_processes(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0, 0]
     with IngestLedger(path) as ledger:
         assert ledger.counts() == {PUBLISHED: 120}
+
+
+def test_ledger_pickles_by_path(tmp_path):
+    import pickle
+
+    ledger = IngestLedger(tmp_path / "ledger.db")
+    obj = _obj()
+    ledger.record(obj, _outcome(obj, PUBLISHED))
+    copy = pickle.loads(pickle.dumps(ledger))
+    assert copy.path == ledger.path and copy.already_done(obj)

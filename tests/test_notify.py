@@ -71,7 +71,7 @@ def smtp_server():
     def authenticator(server, session, envelope, mechanism, auth_data):
         login, password = auth_data.login.decode(), auth_data.password.decode()
         handler.logins.append((login, password))
-        return AuthResult(success=(login == "mailer" and password == PASSWORD))
+        return AuthResult(success=(login == "mailer" and password == PASSWORD), handled=False)
 
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
                             auth_require_tls=False)
@@ -80,7 +80,8 @@ def smtp_server():
     controller.stop()
 
 
-def make_config(port: int, host: str = "127.0.0.1", user: str = "", subject: str = "[{processing_result}] {input_file}"):
+def make_config(port: int, host: str = "127.0.0.1", user: str = "", subject: str = "[{processing_result}] {input_file}",
+                ) -> SimpleNamespace:
     return SimpleNamespace(
         pipeline_config={
             "mail": {
@@ -381,7 +382,7 @@ def _self_signed_cert(tmp_path):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -407,7 +408,7 @@ def test_email_starttls_when_advertised(tmp_path, monkeypatch):
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         tls_seen.append(session.ssl is not None)
-        return AuthResult(success=auth_data.password.decode() == PASSWORD)
+        return AuthResult(success=auth_data.password.decode() == PASSWORD, handled=False)
 
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), tls_context=tls_context,
                             require_starttls=True, authenticator=authenticator)

@@ -528,3 +528,26 @@ def test_rsync_manifest_missing_addition(tmp_path, root, output_dir):
     manifest = write(tmp_path / "in.rsync_manifest", ">f.st...... not_there.nc\n")
     with pytest.raises(MissingFileError, match="line 1"):
         RsyncManifestResolveRunner(manifest, str(output_dir), None, None, {"relative_path_root": str(root)}).run()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# other S3 inputs
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_single_file_from_s3_copy_keeps_landing_object(s3, imos_dir, output_dir):
+    s3.create_bucket(Bucket="landing")
+    s3.upload_file(str(imos_dir / GOOD_NC), "landing", f"incoming/{GOOD_NC}")
+    collection = get_resolve_runner(f"s3://landing/incoming/{GOOD_NC}", str(output_dir), None, None).run()
+    assert [f.src_path for f in collection] == [str(output_dir / GOOD_NC)]
+    assert filecmp.cmp(collection[0].src_path, imos_dir / GOOD_NC, shallow=False)
+    assert s3.head_object(Bucket="landing", Key=f"incoming/{GOOD_NC}")
+
+
+def test_gzip_from_s3(s3, imos_dir, tmp_path):
+    s3.create_bucket(Bucket="landing")
+    s3.put_object(Bucket="landing", Key=f"{GOOD_NC}.gz", Body=gzip.compress((imos_dir / GOOD_NC).read_bytes()))
+    work = tmp_path / "work"
+    (work / "collection").mkdir(parents=True)
+    collection = GzipFileResolveRunner(f"s3://landing/{GOOD_NC}.gz", str(work / "collection"), None, None).run()
+    assert [f.name for f in collection] == [GOOD_NC]
+    assert sorted(p.name for p in work.iterdir()) == ["collection"]

@@ -210,7 +210,17 @@ def test_set_is_overwrite_before_any_connection(broker, area, make_file):
     _remote, local = area
     _fill(local, ["IMOS/a.nc", "IMOS/b.nc.bak"])
     existing, new = make_file("a.nc", "IMOS/a.nc"), make_file("b.nc", "IMOS/b.nc")
+    connections = []
+    original_connect = broker._connect
+
+    def counting_connect():
+        connections.append(1)
+        original_connect()
+
+    broker._connect = counting_connect
     broker.set_is_overwrite(PipelineFileCollection([existing, new]))
+    assert len(connections) == 1  # one connection for the whole collection...
+    assert broker.sftp_client is None  # ...closed afterwards
     assert existing.is_overwrite is True
     assert new.is_overwrite is False
     broker.upload(PipelineFileCollection([existing, new]))

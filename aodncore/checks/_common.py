@@ -7,13 +7,15 @@ Only compliance_checker, netCDF4, numpy and cftime are used here; nothing from t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from compliance_checker.base import BaseCheck, BaseNCCheck, Result
+
+from aodncore.__about__ import __version__
 
 HIGH = BaseCheck.HIGH
 MEDIUM = BaseCheck.MEDIUM
@@ -289,7 +291,7 @@ class NcSuiteBase(BaseNCCheck, BaseCheck):
 
     _cc_display_headers = {3: "Required", 2: "Recommended", 1: "Suggested"}
     _cc_authors = "aodncore developers"
-    _cc_checker_version = "1.0.0"
+    _cc_checker_version = __version__
 
     def __init__(self, options: dict | None = None) -> None:
         super().__init__(options)
@@ -450,7 +452,3 @@ def check_attr_string(
 def check_attr_present(res: Results, obj: Any, attr: str, weight: int, name: str, what: str) -> None:
     res.add(not is_blank(get_attr(obj, attr)), name, weight, f"{what} '{attr}' not present")
 
-
-def names_in(seq: Sequence[str], pool: Iterable[str]) -> list[str]:
-    pool = set(pool)
-    return [s for s in seq if s in pool]

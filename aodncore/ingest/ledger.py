@@ -104,6 +104,13 @@ class IngestLedger:
             self._connections.clear()
         self._local = threading.local()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # connections and locks stay behind: a copy in another process opens its own
+        return {"path": self.path, "timeout": self._timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], timeout=state["timeout"])  # type: ignore[misc]
+
     def __enter__(self) -> IngestLedger:
         return self
 

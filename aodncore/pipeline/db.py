@@ -143,7 +143,9 @@ class DatabaseInteractions:
         try:
             object_type = _DROPPABLE_TYPES[step["type"]]
         except KeyError:
-            raise InvalidSQLTransactionError(f"cannot drop db object '{step['name']}' of type '{step['type']}'") from None
+            raise InvalidSQLTransactionError(
+                f"cannot drop db object '{step['name']}' of type '{step['type']}'"
+            ) from None
         self._execute(
             sql.SQL("DROP {} IF EXISTS {} CASCADE").format(sql.SQL(object_type), self._identifier(step["name"]))
         )

@@ -636,6 +636,21 @@ class PipelineFileCollectionBase(MutableSet, abc.ABC):
 
     __hash__ = None  # mutable collection
 
+    @classmethod
+    def _from_iterable(cls, iterable: Iterable[Any]) -> PipelineFileCollectionBase:
+        # used by the Set mixins (``&``, ``|``, ``-``, ``^``): equal elements are set-merged, not duplicates
+        collection = cls()
+        for element in iterable:
+            if element not in collection._s:
+                collection.add(element)
+        return collection
+
+    def __ior__(self, other: Iterable[Any]) -> PipelineFileCollectionBase:
+        for element in other:
+            if element not in self._s:
+                self.add(element)
+        return self
+
     # -- mutation ----------------------------------------------------------------------------------------------------
 
     def add(self, pipeline_file: Any, overwrite: bool = False, validate_unique: bool = True, **kwargs: Any) -> bool:

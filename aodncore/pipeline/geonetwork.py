@@ -1,4 +1,7 @@
-"""Update the extents of GeoNetwork metadata records from the data loaded by the CSV harvester."""
+"""Update the extents of GeoNetwork metadata records from the data loaded by the CSV harvester.
+
+``requests`` is imported when a GeoNetwork session is used, keeping ``import aodncore.pipeline`` fast.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,6 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
-
-import requests
 
 from aodncore.pipeline.exceptions import GeonetworkConnectionError, GeonetworkRequestError
 from aodncore.util.misc import format_exception
@@ -35,6 +35,12 @@ NAMESPACES = {
     "gml": "http://www.opengis.net/gml/3.2",
 }
 REQUEST_TIMEOUT = 60
+_TEXT_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_ATTR_ENTITIES = {**_TEXT_ENTITIES, '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+
+
+def _escape(text: str, entities: Mapping[str, str]) -> str:
+    return "".join(entities.get(char, char) for char in text)
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -43,10 +49,12 @@ class _RawXml(str):
 
 
 def geonetwork_exception_handler(func: Callable) -> Callable:
-    """Decorator turning ``requests`` failures into :class:`GeonetworkConnectionError`/:class:`GeonetworkRequestError`."""
+    """Decorator turning ``requests`` failures into GeoNetwork connection/request errors."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import requests
+
         try:
             return func(*args, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -71,7 +79,7 @@ def dict_to_xml(
     """
     if not display:
         return ""
-    attributes = "".join(f" {name}={quoteattr(str(val))}" for name, val in (attr or {}).items())
+    attributes = "".join(f' {name}="{_escape(str(val), _ATTR_ENTITIES)}"' for name, val in (attr or {}).items())
     if isinstance(elems, Mapping):
         elems = [elems]
     children = "".join(dict_to_xml(**child) for child in (elems or []))
@@ -80,7 +88,7 @@ def dict_to_xml(
     elif isinstance(value, _RawXml):
         text = str(value)
     else:
-        text = escape(str(value))
+        text = _escape(str(value), _TEXT_ENTITIES)
     if not text and not children:
         return f"<{tag}{attributes}/>"
     return f"<{tag}{attributes}>{text}{children}</{tag}>"
@@ -90,6 +98,8 @@ class Geonetwork:
     """A GeoNetwork API session (basic auth, XSRF token) for reading and batch-editing metadata records."""
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
+        import requests
+
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
         self.session.auth = (username, password)

@@ -547,6 +547,11 @@ class SftpStorageBroker(BaseStorageBroker):
         if self.sftp_client is None:
             self._connect()
 
+    def set_is_overwrite(self, pipeline_files, dest_path_attr: str = "dest_path") -> None:
+        """As :meth:`BaseStorageBroker.set_is_overwrite`, over one connection (opened if needed)."""
+        with self._connection():
+            super().set_is_overwrite(pipeline_files, dest_path_attr=dest_path_attr)
+
     def _post_run_hook(self):
         self.close()
 

@@ -122,6 +122,8 @@ def prepare_prefect_environment(home: Path | None = None) -> dict[str, str]:
     set (default :func:`default_prefect_home`). Returns the variables that were set.
     """
     applied: dict[str, str] = {}
+    if "prefect" in sys.modules:
+        logger.debug("prefect is already imported: the settings below reach the server child process only")
 
     def _set(name: str, value: str) -> None:
         if name not in os.environ:
@@ -263,6 +265,12 @@ def start_server_early(home: Path | None = None) -> str | None:
     if _early_server is not None:
         return _early_url
     if _user_configured_api_url():
+        return None
+    if "prefect" in sys.modules:
+        # Prefect read its settings at import: a PREFECT_API_URL set now would be ignored and Prefect would
+        # start a second server. Fall back to starting Prefect's own ephemeral server in the background.
+        prepare_prefect_environment(home)
+        warm_up_server_in_background()
         return None
     prepare_prefect_environment(home)
     spec = importlib.util.find_spec("prefect")

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 import boto3
 import botocore.exceptions
+import botocore.session
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 __all__ = [
@@ -85,6 +86,7 @@ _explicit = False
 _client_kwargs: dict[str, Any] = {}
 _generation = 0
 _local = threading.local()
+_loader: Any = None
 
 
 def is_transient_error(exc: BaseException) -> bool:
@@ -141,10 +143,23 @@ def _normalise_credentials(credentials: Any) -> dict[str, str]:
     return result
 
 
+def _new_session():
+    """A fresh boto3 session (sessions are not thread-safe; callers hold ``_lock``).
+
+    The botocore data loader (parsed service models) is shared between sessions, which makes building a client
+    several times cheaper; the sessions themselves share no credentials or configuration.
+    """
+    global _loader
+    botocore_session = botocore.session.get_session()
+    if _loader is None:
+        _loader = botocore_session.get_component("data_loader")
+    else:
+        botocore_session.register_component("data_loader", _loader)
+    return boto3.session.Session(botocore_session=botocore_session)
+
+
 def _new_client(client_kwargs: Mapping[str, Any]):
-    # sessions are not thread-safe: build a private one for each client (callers hold _lock)
-    session = boto3.session.Session()
-    return session.client("s3", **client_kwargs)
+    return _new_session().client("s3", **client_kwargs)
 
 
 def set_s3(credentials: Any = None, endpoint_url: str | None = None, config: Any = None):
@@ -201,7 +216,7 @@ def get_s3_resource():
     if cached is not None and cached[0] == _generation:
         return cached[1]
     with _lock:
-        resource = boto3.session.Session().resource("s3", **_client_kwargs)
+        resource = _new_session().resource("s3", **_client_kwargs)
         _local.resource = (_generation, resource)
     return resource
 

@@ -2,8 +2,9 @@
 
 The compliance checker (and its plugin suites) is loaded once per process. Reports are written by the
 compliance checker into a private temporary file per run and read back, and check exceptions are collected
-through a small ``ComplianceChecker`` subclass, so the runner never replaces ``sys.stdout``/``sys.stderr`` itself
-and can be used from a thread pool.
+through a small ``ComplianceChecker`` subclass, so the runner never replaces ``sys.stdout``/``sys.stderr`` itself.
+netCDF work is serialised by :data:`NETCDF_LOCK` (netCDF-C/HDF5 are not thread-safe), so runners can be used
+from a thread pool.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class CheckRunnerAdapter(BaseCheckRunner):
         collection = ensure_pipelinefilecollection(files)
         params = self.check_params or {}
         checkable = PipelineFileCheckType.all_checkable_types
-        checked = []
+        checked_ids = set()
         for check_type in PipelineFileCheckType:
             if check_type not in checkable:
                 continue
@@ -92,9 +93,11 @@ class CheckRunnerAdapter(BaseCheckRunner):
                 continue
             runner = get_child_check_runner(check_type, self._config, self._logger, params)
             runner.run(subset)
-            checked.extend(subset)
+            checked_ids.update(id(f) for f in subset)
 
-        failed = [f for f in checked if f.check_result is None or not f.check_result.compliant]
+        # report in collection order
+        failed = [f for f in collection
+                  if id(f) in checked_ids and (f.check_result is None or not f.check_result.compliant)]
         logger = self._get_logger()
         for pipeline_file in failed:
             logger.error("file '%s' failed the %s:%s%s", pipeline_file.name, pipeline_file.check_type.name,
@@ -115,9 +118,11 @@ _loaded: dict[str, Any] = {}
 _check_errors: contextvars.ContextVar[list | None] = contextvars.ContextVar("aodncore_cc_check_errors",
                                                                               default=None)
 
-#: compliance-checker writes its *text* report by swapping ``sys.stdout``; those calls are serialised so two
-#: threads never swap it at the same time (json/html reports are written straight to the file and need no lock)
-_text_report_lock = threading.Lock()
+#: Serialises every netCDF4 access made by the check step. The netCDF-C/HDF5 libraries bundled with netCDF4 are
+#: not thread-safe (concurrent ``Dataset`` opens crash the process) and netCDF4 releases the GIL around them.
+#: The same lock also keeps compliance-checker's text report, written by swapping ``sys.stdout``, to one thread
+#: at a time. Re-entrant so a holder may call helpers that take it again.
+NETCDF_LOCK = threading.RLock()
 
 
 #: share one parsed CF standard-name table between checker instances (compliance-checker parses the ~4 MB XML
@@ -267,12 +272,14 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
 
     def check_file(self, path: str) -> CheckResult:
         """Run every requested suite on one file and combine the results."""
-        if not is_netcdf_file(path):
-            return CheckResult(False, ("invalid NetCDF file",))
+        with NETCDF_LOCK:
+            if not is_netcdf_file(path):
+                return CheckResult(False, ("invalid NetCDF file",))
 
         compliant, had_errors, log = True, False, []
         for suite in self.checks:
-            suite_compliant, suite_errors, suite_log = self._run_suite(path, suite)
+            with NETCDF_LOCK:
+                suite_compliant, suite_errors, suite_log = self._run_suite(path, suite)
             compliant = compliant and suite_compliant
             had_errors = had_errors or suite_errors
             if not suite_compliant:
@@ -287,13 +294,11 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
         os.close(fd)
         warning = None
         try:
-            lock = _text_report_lock if self.output_format == "text" else contextlib.nullcontext()
-            with lock:
-                passed, had_errors = runner.run_checker(
-                    path, [suite], self.verbosity, self.criteria,
-                    skip_checks=self.skip_checks, include_checks=None,
-                    output_filename=report_path, output_format=self.output_format,
-                )
+            passed, had_errors = runner.run_checker(
+                path, [suite], self.verbosity, self.criteria,
+                skip_checks=self.skip_checks, include_checks=None,
+                output_filename=report_path, output_format=self.output_format,
+            )
         except Exception as e:  # a failure inside the checker is a check failure, not a crash of the step
             passed, had_errors, warning = False, True, _warning_line(e)
         finally:
@@ -329,7 +334,9 @@ class FormatCheckRunner(BaseCheckRunner):
     def run(self, files) -> None:
         for pipeline_file in ensure_pipelinefilecollection(files):
             file_type = pipeline_file.file_type
-            compliant = bool(file_type.validator(pipeline_file.src_path))
+            # validators may open the file with netCDF4 (NETCDF, and any type sniffed through it)
+            with NETCDF_LOCK:
+                compliant = bool(file_type.validator(pipeline_file.src_path))
             log = () if compliant else (f"invalid format: did not validate as type: {file_type.name}",)
             pipeline_file.check_result = CheckResult(compliant, log)
 

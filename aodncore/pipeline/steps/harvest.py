@@ -358,7 +358,8 @@ class TalendHarvesterRunner(BaseHarvesterRunner):
         log_dir = self._config.pipeline_config["talend"]["talend_log_dir"]
         command = executor_conversion(executor).format(base=talend_base_dir, file_list=file_list, log_dir=log_dir)
         process = SystemProcess(command, shell=True)
-        self.logger.log(SYSINFO, "running harvester command: %s", command)
+        # the command itself is not logged: trigger-config commands may carry credentials
+        self.logger.log(SYSINFO, "running harvester command for %s file(s)", len(pipeline_files))
         try:
             process.execute()
         except Exception as exc:

@@ -233,7 +233,7 @@ class BaseCsvManifestResolveRunner(BaseManifestResolveRunner):
         """The strict ``tableschema.Schema`` the rows must satisfy."""
 
     @abc.abstractmethod
-    def _row_handler(self, row: dict, row_number: int) -> None:
+    def _row_handler(self, row: dict, row_number: int | None = None) -> None:
         """Turn one valid row into collection entries."""
 
     @staticmethod
@@ -444,7 +444,7 @@ class MapManifestResolveRunner(BaseCsvManifestResolveRunner):
     def schema(self):
         return self._make_schema(self.headers)
 
-    def _row_handler(self, row: dict, row_number: int) -> None:
+    def _row_handler(self, row: dict, row_number: int | None = None) -> None:
         location = f"line {row_number}"
         self._check_dest_path(row["dest_path"], location)
         self._add_file(location, self.get_abs_path(row["local_path"]), row["dest_path"])
@@ -460,7 +460,7 @@ class DeleteManifestResolveRunner(BaseCsvManifestResolveRunner):
     def schema(self):
         return self._make_schema(self.headers)
 
-    def _row_handler(self, row: dict, row_number: int) -> None:
+    def _row_handler(self, row: dict, row_number: int | None = None) -> None:
         location = f"line {row_number}"
         dest_path = row["dest_path"]
         self._check_dest_path(dest_path, location)

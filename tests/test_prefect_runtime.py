@@ -1,0 +1,64 @@
+"""prepare_prefect_environment: only unset variables change; migrations skipped only on a current database."""
+
+import os
+import sqlite3
+
+import pytest
+
+from aodncore.prefect import runtime
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("PREFECT_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_sets_home_and_defaults_but_respects_user_values(clean_env, tmp_path):
+    clean_env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")
+    applied = runtime.prepare_prefect_environment(tmp_path / "home")
+    assert os.environ["PREFECT_HOME"] == str(tmp_path / "home") and (tmp_path / "home").is_dir()
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"  # the user's choice stays
+    assert "PREFECT_SERVER_ANALYTICS_ENABLED" not in applied
+    assert os.environ["PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED"] == "false"
+    assert "PREFECT_API_DATABASE_MIGRATE_ON_START" not in os.environ  # no database yet
+
+
+def test_real_server_url_leaves_server_settings_alone(clean_env, tmp_path):
+    clean_env.setenv("PREFECT_API_URL", "http://prefect.example:4200/api")
+    applied = runtime.prepare_prefect_environment(tmp_path)
+    assert set(applied) <= {"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"}
+    assert "PREFECT_HOME" not in os.environ
+
+
+def _fake_db(path, revision):
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        connection.execute("INSERT INTO alembic_version VALUES (?)", (revision,))
+
+
+def test_migrations_skipped_only_at_the_installed_head(clean_env, tmp_path):
+    head = runtime._migration_head()
+    assert head and len(head) >= 8
+    old = tmp_path / "old"
+    old.mkdir()
+    _fake_db(old / "prefect.db", "0000000000aa")
+    runtime.prepare_prefect_environment(old)
+    assert "PREFECT_API_DATABASE_MIGRATE_ON_START" not in os.environ
+
+    clean_env.delenv("PREFECT_HOME")
+    current = tmp_path / "current"
+    current.mkdir()
+    _fake_db(current / "prefect.db", head)
+    runtime.prepare_prefect_environment(current)
+    assert os.environ["PREFECT_API_DATABASE_MIGRATE_ON_START"] == "false"
+
+
+def test_user_configured_url_in_profile_is_detected(clean_env, tmp_path):
+    clean_env.setenv("PREFECT_HOME", str(tmp_path))
+    clean_env.chdir(tmp_path)
+    assert not runtime._user_configured_api_url()
+    (tmp_path / "profiles.toml").write_text('active = "work"\n[profiles.work]\nPREFECT_API_URL = "http://h/api"\n')
+    assert runtime._user_configured_api_url()
