@@ -62,10 +62,13 @@ def _fail_usage(error: BaseException) -> typer.Exit:
 
 
 def _configure_console_logging(verbose: bool) -> None:
+    """Library records go to the Prefect run log always, and to the console only with ``--verbose``."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("aodncore").setLevel(logging.INFO)
+    library_logger = logging.getLogger("aodncore")
+    library_logger.setLevel(logging.INFO)
+    library_logger.propagate = verbose
 
 
 def _outcome_table(outcomes: list[Any]) -> Table:

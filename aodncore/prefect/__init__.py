@@ -1,18 +1,12 @@
 """The Prefect driver: tasks for each pipeline step, ready-made ingest flows, log bridge, artifacts, triggers.
 
-Importing this package imports Prefect. ``ingest_file`` and ``ingest_landing`` are the ready-made flows; the
-``*_task`` names are the building blocks for your own flows.
+``ingest_file`` and ``ingest_landing`` are the ready-made flows; the ``*_task`` names are building blocks for
+your own flows. Names are imported lazily, so ``aodncore.prefect.runtime`` can prepare Prefect's environment
+before Prefect itself is imported.
 """
 
-from aodncore.prefect.flows import ingest_file, ingest_landing
-from aodncore.prefect.tasks import (
-    check_task,
-    ingest_batch_task,
-    list_landing_task,
-    notify_task,
-    publish_task,
-    resolve_task,
-)
+from importlib import import_module
+from typing import Any
 
 __all__ = [
     "check_task",
@@ -24,3 +18,17 @@ __all__ = [
     "publish_task",
     "resolve_task",
 ]
+
+_LOCATIONS = {"ingest_file": "flows", "ingest_landing": "flows"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_LOCATIONS.get(name, 'tasks')}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

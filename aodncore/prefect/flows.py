@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -22,6 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from aodncore.ingest import progress
 from aodncore.ingest.configure import build_settings
 from aodncore.ingest.outcome import FAILED, QUARANTINED, SKIPPED, FileOutcome
+from aodncore.ingest.parallel import ProcessIngestPool
 from aodncore.ingest.sources import LandingObject, list_landing
 from aodncore.prefect.artifacts import create_failure_report, create_outcome_table
 from aodncore.prefect.logbridge import forward_library_logs
@@ -89,10 +91,17 @@ def _ingest(
     for obj in skipped:
         progress.emit("done", _skipped(obj))
     batches = plan_batches(todo, workers)
-    futures = [ingest_batch_task.submit(batch, settings, batch_label=str(index)) for index, batch in enumerate(batches)]
     outcomes = [_skipped(obj) for obj in skipped]
-    for future in futures:
-        outcomes.extend(future.result())
+    with ExitStack() as stack:
+        pool = None
+        if len(todo) > 1 and workers > 1:
+            pool = stack.enter_context(ProcessIngestPool(settings, workers=min(workers, len(todo))))
+        futures = [
+            ingest_batch_task.submit(batch, settings, batch_label=str(index), pool=pool)
+            for index, batch in enumerate(batches)
+        ]
+        for future in futures:
+            outcomes.extend(future.result())
     _publish_artifacts(outcomes, artifact_key)
     counts = {status: sum(1 for o in outcomes if o.status == status) for status in {o.status for o in outcomes}}
     logger.info("ingest finished: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do")

@@ -10,6 +10,7 @@ provided by the ingest ledger rather than Prefect's cache.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,6 @@ from aodncore.pipeline.common import PipelineFilePublishType
 from aodncore.pipeline.exceptions import PipelineProcessingError, StorageBrokerError
 from aodncore.pipeline.files import PipelineFileCollection
 from aodncore.pipeline.log import get_pipeline_logger
-from aodncore.prefect.logbridge import context_thread_pool
 
 __all__ = [
     "check_task",
@@ -155,16 +155,18 @@ def list_landing_task(source: str) -> list[LandingObject]:
 
 @task(name="ingest-batch", task_run_name="ingest-batch-{batch_label}", **_TASK_OPTIONS)
 def ingest_batch_task(
-    objects: Sequence[LandingObject], settings: IngestSettings, batch_label: str = "0", threads: int = 1
+    objects: Sequence[LandingObject], settings: IngestSettings, batch_label: str = "0", pool: Any = None
 ) -> list[FileOutcome]:
-    """Ingest a batch of landing objects (each published or quarantined, never lost); one task run per batch."""
+    """Ingest a batch of landing objects (each published or quarantined, never lost); one task run per batch.
+
+    With a :class:`~aodncore.ingest.parallel.ProcessIngestPool` the files are processed in its worker processes
+    (one at a time per batch) and their log records re-emitted here; without one, in this thread.
+    """
     logger = get_run_logger()
-    if threads <= 1 or len(objects) <= 1:
-        outcomes = [ingest_object(obj, settings) for obj in objects]
-    else:
-        with context_thread_pool(threads) as pool:
-            outcomes = list(pool.map(lambda obj: ingest_object(obj, settings), objects))
-    for outcome in outcomes:
-        level = "info" if outcome.ok else "warning"
-        getattr(logger, level)("%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else "")
+    outcomes = []
+    for obj in objects:
+        outcome = pool.ingest(obj) if pool is not None else ingest_object(obj, settings)
+        level = logging.INFO if outcome.ok else logging.WARNING
+        logger.log(level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else "")
+        outcomes.append(outcome)
     return outcomes

@@ -1,0 +1,144 @@
+"""Run the per-file ingest in worker processes, bringing each file's log records back to the caller.
+
+Why processes: the netCDF-C/HDF5 libraries bundled with ``netCDF4`` are not thread-safe (concurrent opens crash
+the interpreter), and compliance checking is CPU-bound Python, so threads would not run it in parallel anyway.
+Each worker process handles one file at a time; the caller's thread re-emits the worker's log records through
+the normal ``logging`` machinery, so they reach whatever handlers are attached there (e.g. the Prefect run
+log), and records the outcome in the ingest ledger.
+
+Workers are started with the ``forkserver`` method (safe with the caller's threads) and pre-import the pipeline,
+so a new worker costs a fork, not a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from aodncore.ingest import progress
+from aodncore.ingest.outcome import FileOutcome
+from aodncore.ingest.runner import IngestSettings, ingest_object
+from aodncore.ingest.sources import LandingObject
+
+__all__ = ["ProcessIngestPool"]
+
+logger = logging.getLogger(__name__)
+
+PRELOAD_MODULES = [
+    "aodncore.ingest.runner",
+    "aodncore.pipeline.handlerbase",
+    "aodncore.pipeline.steps.check",
+    "compliance_checker.runner",
+]
+
+_worker_settings: IngestSettings | None = None
+_context_lock = threading.Lock()
+_context: Any = None
+
+
+class _RecordCollector(logging.Handler):
+    """Collects log records in a form that can be pickled back to the parent process."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._formatter = logging.Formatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            record.msg = record.getMessage()
+            record.args = None
+            if record.exc_info:
+                record.exc_text = self._formatter.formatException(record.exc_info)
+                record.exc_info = None
+            record.stack_info = None
+            for key, value in list(record.__dict__.items()):
+                if not isinstance(value, str | int | float | bool | type(None)):
+                    record.__dict__[key] = str(value)
+            self.records.append(record)
+        except Exception:  # noqa: BLE001 - never break the ingest for a log line
+            self.handleError(record)
+
+
+def _init_worker(settings: IngestSettings, level: int) -> None:
+    global _worker_settings
+    _worker_settings = settings
+    library_logger = logging.getLogger("aodncore")
+    library_logger.setLevel(level)
+    library_logger.propagate = False
+
+
+def _ingest_in_worker(obj: LandingObject) -> tuple[dict[str, Any], list[logging.LogRecord]]:
+    assert _worker_settings is not None, "worker not initialised"
+    collector = _RecordCollector()
+    library_logger = logging.getLogger("aodncore")
+    library_logger.addHandler(collector)
+    try:
+        outcome = ingest_object(obj, _worker_settings)
+    finally:
+        library_logger.removeHandler(collector)
+    return outcome.to_dict(), collector.records
+
+
+def _mp_context() -> Any:
+    global _context
+    with _context_lock:
+        if _context is None:
+            _context = multiprocessing.get_context("forkserver")
+            _context.set_forkserver_preload(PRELOAD_MODULES)
+        return _context
+
+
+class ProcessIngestPool:
+    """A pool of worker processes ingesting landing objects with fixed settings.
+
+    Use as a context manager. :meth:`ingest` blocks the calling thread until the object is done, re-emits the
+    worker's log records in the calling thread, records the outcome in the ledger and reports progress.
+    """
+
+    def __init__(self, settings: IngestSettings, workers: int, log_level: int = logging.INFO) -> None:
+        self.settings = settings
+        worker_settings = replace(settings, ledger=None)
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=_mp_context(),
+            initializer=_init_worker,
+            initargs=(worker_settings, log_level),
+        )
+
+    def __enter__(self) -> ProcessIngestPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, obj: LandingObject) -> Future:
+        return self._executor.submit(_ingest_in_worker, obj)
+
+    def ingest(self, obj: LandingObject) -> FileOutcome:
+        """Ingest one object in a worker process (the calling thread waits)."""
+        try:
+            outcome_dict, records = self.submit(obj).result()
+        except Exception as error:  # noqa: BLE001 - a crashed worker must not lose the object
+            logger.error("worker process failed on %s: %s: %s", obj.uri, type(error).__name__, error)
+            outcome = FileOutcome(
+                source=obj.uri, name=obj.name, status="failed", error=f"worker failed: {type(error).__name__}"
+            )
+        else:
+            for record in records:
+                logging.getLogger(record.name).handle(record)
+            outcome = FileOutcome.from_dict(outcome_dict)
+        if self.settings.ledger is not None:
+            try:
+                self.settings.ledger.record(obj, outcome, run_id=self.settings.run_id)
+            except Exception as error:  # noqa: BLE001
+                logger.error("could not record the outcome of %s in the ingest ledger: %s", obj.uri, error)
+        progress.emit("done", outcome)
+        return outcome
