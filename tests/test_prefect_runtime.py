@@ -62,3 +62,43 @@ def test_user_configured_url_in_profile_is_detected(clean_env, tmp_path):
     assert not runtime._user_configured_api_url()
     (tmp_path / "profiles.toml").write_text('active = "work"\n[profiles.work]\nPREFECT_API_URL = "http://h/api"\n')
     assert runtime._user_configured_api_url()
+
+
+EARLY_CHILD = r"""
+import importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("rt", sys.argv[1])
+rt = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rt)
+url = rt.start_server_early()
+assert url and os.environ["PREFECT_API_URL"] == url, url
+import asyncio
+from prefect import flow
+assert rt.wait_for_server(120)
+
+@flow
+async def trivial():
+    return 41 + 1
+
+assert asyncio.run(trivial()) == 42
+print("PID", rt._early_server.pid, flush=True)
+"""
+
+
+@pytest.mark.prefect
+def test_start_server_early_serves_flows_and_stops_at_exit(clean_env, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    clean_env.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    clean_env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    done = subprocess.run([sys.executable, "-c", EARLY_CHILD, runtime.__file__], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Starting temporary server" not in done.stderr + done.stdout  # Prefect did not start a second one
+    pid = int(done.stdout.split("PID", 1)[1].split()[0])
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}"), "the server child outlived its parent"

@@ -1,30 +1,37 @@
 """Make Prefect's ephemeral server start as fast as it can.
 
-With no ``PREFECT_API_URL`` Prefect starts a temporary API server (a ``uvicorn`` child process with its own
-SQLite database under ``PREFECT_HOME``) the first time a client is needed. Measured on a 2-core machine
-(``benchmarks/bench_prefect_startup.py``) the cost is dominated by that child process: importing
-``prefect.server`` (FastAPI, SQLAlchemy, every API router), creating or migrating the database, registering
-block types and starting the in-process services. This module:
+With no ``PREFECT_API_URL`` Prefect starts a temporary API server (a ``uvicorn`` child process with a SQLite
+database under ``PREFECT_HOME``) the first time a client is needed. Measured on a 2-core machine
+(``benchmarks/bench_prefect_startup.py``, results in ``benchmarks/results/``) the cost is dominated by that child:
+``import prefect.server.api.server`` alone takes ~2.5 s (FastAPI, SQLAlchemy, every router, docket), migrations
+on a fresh database ~7 s, migration checks on an existing one ~0.7 s; the parent also imports ``prefect.server``
+(~1.3 s on top of ``import prefect``) just to launch the child, and waits for it doing nothing else.
 
-* :func:`prepare_prefect_environment` sets environment variables *only where the user has not set them*,
-  before Prefect reads its settings:
+* :func:`prepare_prefect_environment` sets environment variables *only where the user has not set them*:
 
-  - ``PREFECT_HOME`` to a persistent folder (so the database, its migrations and the block-registration memo
-    survive between runs: a fresh home costs several seconds of migrations every time);
+  - ``PREFECT_HOME`` to a persistent folder (database, migrations and block-registration memo survive between
+    runs: a fresh home costs ~7 s of migrations every time);
   - ``PREFECT_SERVER_ANALYTICS_ENABLED=false`` (no telemetry heartbeat, no "database is locked" noise);
-  - the server services a one-shot ingest does not need (triggers, actions, event logger, scheduler, late
-    runs, foreman, cancellation clean-up, pause expirations) switched off; the task-run recorder and the
-    event persister stay on so history is kept;
+  - the server services a one-shot ingest does not need switched off (triggers, event logger, scheduler, late
+    runs, foreman, cancellation clean-up, pause expirations); the task-run recorder and the event persister stay
+    on so history is kept;
   - ``PREFECT_API_DATABASE_MIGRATE_ON_START=false`` when the SQLite database in ``PREFECT_HOME`` is already at
     the newest migration shipped with the installed Prefect (its ``alembic_version`` row is compared with the
     head of Prefect's migration files, so an upgrade of Prefect makes the migrations run again);
   - ``PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW=ignore`` (library records outside a run are not errors).
 
-  It does nothing to the server settings when ``PREFECT_API_URL`` points at a real server.
+  It must run before ``import prefect``: Prefect reads its settings once, at import (variables set later only
+  reach the server child). With a user-configured ``PREFECT_API_URL`` it leaves the server settings alone.
 
-* :func:`warm_up_server_in_background` starts the ephemeral server in a daemon thread so that its start-up
-  overlaps with other work (importing the checkers, listing the landing area); the first flow then finds the
-  server ready.
+* :func:`start_server_early` (the fastest path) launches the same server child at the very start of the
+  process, before Prefect is imported, and points ``PREFECT_API_URL`` at it: the child's ~3 s start overlaps with
+  importing Prefect, the checkers and listing the landing area, the parent never imports ``prefect.server``, and
+  on Linux the child dies with its parent even on SIGTERM/SIGKILL. Call :func:`wait_for_server` before the first
+  flow. Measured, warm home, no other work: first trivial flow done 4.8-5.8 s after process start against
+  7.7-9.5 s with Prefect's defaults (of which ~1.1 s is the sync-flow heartbeat floor, not start-up).
+
+* :func:`warm_up_server_in_background` is the fallback when Prefect is already imported: Prefect's own ephemeral
+  server started in a daemon thread (saves the overlap only, ~1 s).
 """
 
 from __future__ import annotations

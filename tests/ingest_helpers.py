@@ -1,0 +1,75 @@
+"""Helpers shared by the ingest, CLI and end-to-end tests: handler classes given as ``MODULE:CLASS`` and zip
+builders. Importable by name (``ingest_helpers``) from the tests and from worker processes."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+from aodncore.pipeline.imoshandler import ImosGenericHandler
+
+IMOS_DIR = Path(__file__).parent / "data" / "imos"
+
+#: Real IMOS files that pass ``cf:1.6``, with the destination the default handler gives them.
+GOOD_FILES = {
+    "IMOS_ANMN-NRS_TZ_20180406T080000Z_NRSROT_FV01_NRSROT-1804-SBE39-43_END-20180413T064000Z_C-20200313T000000Z.nc":
+        "IMOS/ANMN/NRS",
+    "IMOS_ANMN_Z_20170201T000000Z_NRSDAR_FV01.31e4cadf90ba8824645001ea07b74814.nc": "IMOS/ANMN",
+    "IMOS_SOOP-XBT_T_20160106T110100Z_PX02_FV01_ID-150739.nc": "IMOS/SOOP/XBT",
+    "IMOS_ANMN-NRS_CDEKOSTUZ_20140703T021045Z_NRSMAI_FV01_Profile-SBE-19plus_C-20160524T003914Z.nc":
+        "IMOS/ANMN/NRS",
+    "IMOS_SOOP-TRV_B_20100225T073727Z_VMQ9273_FV01_END-20100225T131607Z_C-2016225T100000Z.nc": "IMOS/SOOP/TRV",
+}
+#: Real files failing ``cf:1.6`` (or not NetCDF at all).
+BAD_NC = "not_a_netcdf_file.nc"
+BAD_PROFILE = "IMOS_ANMN-NRS_CDEKOSTUZ_20140703T021045Z_NRSMAI_FV00_Profile-BAD_C-20160524T003914Z.nc"
+
+HANDLER_PREFIX = __name__
+
+
+def expected_key(name: str) -> str:
+    """Destination (relative to the published store) of a good file."""
+    return f"{GOOD_FILES[name]}/{name}"
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def build_zip(path: Path, members: dict[str, bytes]) -> Path:
+    """A zip at ``path`` holding ``members`` (arcname -> bytes), arcnames written verbatim (even ``../x``)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for arcname, data in members.items():
+            archive.writestr(zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0)), data)
+    return path
+
+
+def good_zip(path: Path, names: list[str]) -> Path:
+    """A zip of real good files (stored flat)."""
+    return build_zip(path, {name: (IMOS_DIR / name).read_bytes() for name in names})
+
+
+def hostile_zip(path: Path) -> Path:
+    """A zip whose member escapes the extraction folder with ``..``."""
+    name = next(iter(GOOD_FILES))
+    return build_zip(path, {f"../../{name}": (IMOS_DIR / name).read_bytes()})
+
+
+#: Landing files whose name contains this marker make :class:`SelectiveExplodingHandler` fail with a system error.
+EXPLODE_MARKER = "EXPLODE"
+
+
+class ExplodingHandler(ImosGenericHandler):
+    """A handler hit by a system error in its ``process`` hook (not a data error)."""
+
+    def process(self) -> None:
+        raise RuntimeError("simulated system failure in process()")
+
+
+class SelectiveExplodingHandler(ImosGenericHandler):
+    """The default handler, except that files named with :data:`EXPLODE_MARKER` hit a system error."""
+
+    def process(self) -> None:
+        if EXPLODE_MARKER in str(self.input_file):
+            raise RuntimeError(f"simulated system failure for {self.input_file}")

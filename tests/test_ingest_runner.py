@@ -1,0 +1,195 @@
+"""``ingest_object`` and ``ProcessIngestPool`` on real IMOS files with the embedded default settings (no Prefect).
+
+Every landing file must end up published (byte-identical), quarantined (original bytes + reason sidecar), or still
+in the landing area (system error): never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from ingest_helpers import (
+    BAD_NC,
+    GOOD_FILES,
+    HANDLER_PREFIX,
+    IMOS_DIR,
+    expected_key,
+    good_zip,
+    hostile_zip,
+)
+
+from aodncore.ingest import FAILED, PUBLISHED, QUARANTINED, LandingObject, list_landing
+from aodncore.ingest.configure import build_settings
+from aodncore.ingest.quarantine import REASON_SUFFIX
+from aodncore.ingest.runner import ingest_object
+
+GOOD = next(iter(GOOD_FILES))
+
+
+def _land(landing: Path, *names: str) -> list[Path]:
+    landing.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy(IMOS_DIR / name, landing / name)) for name in names]
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def _quarantined(error_dir: Path, name: str) -> tuple[Path, dict]:
+    """The single stored copy of ``name`` in the error store and its parsed reason sidecar."""
+    stored = [p for p in error_dir.rglob(f"{name}.*") if not p.name.endswith(REASON_SUFFIX)]
+    assert len(stored) == 1, stored
+    sidecar = stored[0].with_name(stored[0].name + REASON_SUFFIX)
+    assert sidecar.is_file()
+    return stored[0], json.loads(sidecar.read_text())
+
+
+@pytest.fixture
+def base(tmp_path):
+    return tmp_path / "base"
+
+
+def test_good_file_is_published_byte_identical_and_not_ingested_twice(tmp_path, base):
+    (landing_file,) = _land(tmp_path / "landing", GOOD)
+    settings = build_settings(base_dir=str(base), checks=["cf:1.6"])
+    obj = LandingObject.from_path(landing_file)
+
+    outcome = ingest_object(obj, settings)
+
+    assert outcome.status == PUBLISHED, outcome.error
+    assert outcome.check_result == "passed"
+    published = base / "published" / expected_key(GOOD)
+    assert published.read_bytes() == (IMOS_DIR / GOOD).read_bytes()
+    assert outcome.destination.endswith(expected_key(GOOD))
+    assert (base / "archive" / settings.pipeline_name / GOOD).read_bytes() == (IMOS_DIR / GOOD).read_bytes()
+    assert not landing_file.exists()
+    assert not _files(base / "error")
+    entry = settings.ledger.get(obj.uri, obj.fingerprint)
+    assert entry is not None and entry.status == PUBLISHED
+    # the same content landing again is recognised as done
+    (again,) = _land(tmp_path / "landing", GOOD)
+    assert settings.ledger.already_done(LandingObject.from_path(again))
+
+
+@pytest.mark.parametrize("name, checks", [(BAD_NC, ["cf:1.6"]), ("good_and_bad.zip", ["cf:1.6"])])
+def test_broken_input_is_quarantined_with_its_reason(tmp_path, base, name, checks):
+    (landing_file,) = _land(tmp_path / "landing", name)
+    settings = build_settings(base_dir=str(base), checks=checks)
+    obj = LandingObject.from_path(landing_file)
+
+    outcome = ingest_object(obj, settings)
+
+    assert outcome.status == QUARANTINED
+    assert outcome.check_result == "failed"
+    stored, reason = _quarantined(base / "error" / settings.pipeline_name, name)
+    assert stored.read_bytes() == (IMOS_DIR / name).read_bytes()
+    assert outcome.error_uri == stored.as_uri()
+    assert reason["source"] == obj.uri
+    assert reason["fingerprint"] == obj.fingerprint
+    assert reason["error_class"] == "ComplianceCheckFailedError"
+    assert reason["error_type"] == "user"
+    assert reason["reason"] and reason["failed_checks"]
+    assert not landing_file.exists()
+    assert not _files(base / "published")
+    assert settings.ledger.get(obj.uri, obj.fingerprint).status == QUARANTINED
+    assert settings.ledger.already_done(obj)
+
+
+def test_zip_of_good_files_publishes_every_member(tmp_path, base):
+    members = list(GOOD_FILES)[:2]
+    (tmp_path / "landing").mkdir()
+    landing_zip = good_zip(tmp_path / "landing" / "bundle.zip", members)
+    settings = build_settings(base_dir=str(base), checks=["cf:1.6"])
+
+    outcome = ingest_object(LandingObject.from_path(landing_zip), settings)
+
+    assert outcome.status == PUBLISHED, outcome.error
+    assert {row["name"] for row in outcome.files} == set(members)
+    for member in members:
+        assert (base / "published" / expected_key(member)).read_bytes() == (IMOS_DIR / member).read_bytes()
+    assert not landing_zip.exists()
+
+
+def test_zip_escaping_with_dotdot_is_quarantined_and_writes_nothing_outside(tmp_path, base):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    evil = hostile_zip(landing / "evil.zip")
+    evil_bytes = evil.read_bytes()
+    settings = build_settings(base_dir=str(base))
+
+    outcome = ingest_object(LandingObject.from_path(evil), settings)
+
+    assert outcome.status == QUARANTINED, outcome
+    stored, reason = _quarantined(base / "error" / settings.pipeline_name, "evil.zip")
+    assert stored.read_bytes() == evil_bytes
+    assert reason["error_type"] == "user"
+    assert reason["error_class"] == "InvalidFileFormatError"
+    assert "escapes" in reason["reason"] and "../" in reason["reason"]
+    # nothing of the member appeared anywhere outside the error store
+    assert list(tmp_path.rglob(next(iter(GOOD_FILES)))) == []
+    assert not _files(base / "published")
+
+
+def test_system_error_fails_and_keeps_the_landing_file(tmp_path, base):
+    (landing_file,) = _land(tmp_path / "landing", GOOD)
+    settings = build_settings(base_dir=str(base), handler=f"{HANDLER_PREFIX}:ExplodingHandler")
+    obj = LandingObject.from_path(landing_file)
+
+    outcome = ingest_object(obj, settings)
+
+    assert outcome.status == FAILED
+    assert "RuntimeError" in outcome.error and "simulated system failure" in outcome.error
+    assert landing_file.read_bytes() == (IMOS_DIR / GOOD).read_bytes()
+    assert not _files(base / "published")
+    assert settings.ledger.get(obj.uri, obj.fingerprint).status == FAILED
+    assert not settings.ledger.already_done(obj)  # a failed object is retried next time
+
+
+def test_unreachable_error_store_fails_and_keeps_the_landing_file(tmp_path, base, s3):
+    (landing_file,) = _land(tmp_path / "landing", BAD_NC)
+    settings = build_settings(base_dir=str(base), checks=["cf:1.6"], error_uri="s3://no-such-error-bucket/errors")
+    obj = LandingObject.from_path(landing_file)
+
+    outcome = ingest_object(obj, settings)
+
+    assert outcome.status == FAILED
+    assert "quarantine failed" in outcome.error
+    assert landing_file.read_bytes() == (IMOS_DIR / BAD_NC).read_bytes()
+    assert settings.ledger.get(obj.uri, obj.fingerprint).status == FAILED
+    assert not settings.ledger.already_done(obj)
+
+
+def test_process_pool_gives_the_same_outcomes_and_brings_back_the_worker_logs(tmp_path, base, caplog):
+    from aodncore.ingest.parallel import ProcessIngestPool
+
+    landing = tmp_path / "landing"
+    good = list(GOOD_FILES)[:2]
+    _land(landing, *good, BAD_NC)
+    settings = build_settings(base_dir=str(base), checks=["cf:1.6"])
+    objects = list(list_landing(str(landing)))
+    assert len(objects) == 3
+
+    caplog.set_level(logging.INFO, logger="aodncore")
+    with ProcessIngestPool(settings, workers=2) as pool:
+        outcomes = {obj.name: pool.ingest(obj) for obj in objects}
+
+    assert {name: o.status for name, o in outcomes.items()} == {
+        good[0]: PUBLISHED, good[1]: PUBLISHED, BAD_NC: QUARANTINED}
+    for name in good:
+        assert (base / "published" / expected_key(name)).read_bytes() == (IMOS_DIR / name).read_bytes()
+    stored, reason = _quarantined(base / "error" / settings.pipeline_name, BAD_NC)
+    assert stored.read_bytes() == (IMOS_DIR / BAD_NC).read_bytes()
+    assert list(landing.iterdir()) == []
+    for obj in objects:  # recorded in the parent's ledger
+        assert settings.ledger.already_done(obj)
+    # the handlers ran in other processes; their records were re-emitted here
+    handler_lines = [r for r in caplog.records if r.name.startswith("aodncore") and "handler result" in r.getMessage()]
+    assert {line.process for line in handler_lines} - {os.getpid()}
+    messages = "\n".join(r.getMessage() for r in handler_lines)
+    for name in [*good, BAD_NC]:
+        assert name in messages
