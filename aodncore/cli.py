@@ -38,6 +38,7 @@ def _configuration_errors() -> tuple[type[BaseException], ...]:
     import jsonschema
 
     from aodncore.pipeline.exceptions import (
+        InvalidCheckSuiteError,
         InvalidConfigError,
         InvalidHandlerError,
         InvalidStoreUrlError,
@@ -46,6 +47,7 @@ def _configuration_errors() -> tuple[type[BaseException], ...]:
 
     return (
         UsageError,
+        InvalidCheckSuiteError,
         InvalidConfigError,
         InvalidHandlerError,
         InvalidStoreUrlError,
@@ -56,8 +58,10 @@ def _configuration_errors() -> tuple[type[BaseException], ...]:
 
 
 def _fail_usage(error: BaseException) -> typer.Exit:
-    message = getattr(error, "message", None) or str(error)
-    console.print(f"[red]error:[/red] {type(error).__name__}: {message}")
+    from rich.markup import escape
+
+    message = " ".join((getattr(error, "message", None) or str(error)).split())  # one line
+    console.print(f"[red]error:[/red] {escape(f'{type(error).__name__}: {message}')}", soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -313,18 +317,35 @@ def serve(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``aodncore`` console script; returns the exit code."""
+def _usage_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(usage errors, aborts) of the command-line parser: typer >= 0.29 vendors its own click, older typer uses
+    the ``click`` package; accept both."""
     import click
 
+    usage: list[type[BaseException]] = [click.ClickException]
+    aborts: list[type[BaseException]] = [click.exceptions.Abort]
+    if hasattr(typer, "TyperException"):
+        usage.append(typer.TyperException)
+    if typer.Abort is not click.exceptions.Abort:
+        aborts.append(typer.Abort)
+    return tuple(usage), tuple(aborts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aodncore`` console script; returns the exit code."""
+    usage_errors, aborts = _usage_exceptions()
     try:
         result = app(args=argv, standalone_mode=False)
-    except click.ClickException as error:
-        error.show()
-        return EXIT_USAGE
-    except click.exceptions.Abort:
+    except aborts:
         console.print("aborted")
         return EXIT_REFUSED
+    except usage_errors as error:
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_USAGE
     return result if isinstance(result, int) else EXIT_OK
 
 

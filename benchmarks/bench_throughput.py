@@ -3,8 +3,10 @@
 All variants process the same real IMOS NetCDF files (``tests/data/imos/*.nc``, replicated under unique IMOS
 names) with the embedded default handler (``ImosGenericHandler``: publish to a local store, archive the input):
 
-* ``classic``    — one ``HandlerBase.run()`` after the other in this process (the classic way: each file is
-                   processed where it landed; log records at INFO go to a file);
+* ``classic``    — one ``HandlerBase.run()`` after the other in this process (each file is processed where it
+                   landed; log records at INFO go to a file) — the strict baseline;
+* ``celery``     — the same, but each file in a fresh forked worker process, as the classic Celery deployment ran
+                   it (``worker_max_tasks_per_child=1``, spec §12);
 * ``flow-local`` — ``ingest_landing`` on a landing folder (one flow run, fan-out over worker processes);
 * ``flow-s3``    — ``ingest_landing`` on an ``s3://`` landing prefix served by moto's ``ThreadedMotoServer``.
 
@@ -67,6 +69,35 @@ def run_classic(files: list[Path], base: Path, checks: list[str] | None) -> floa
     log.removeHandler(handler_log)
     handler_log.close()
     return elapsed
+
+
+def _classic_child(path: str, base: str, checks: list[str] | None) -> None:
+    from aodncore.pipeline.defaultconfig import default_config
+    from aodncore.pipeline.imoshandler import ImosGenericHandler
+
+    kwargs = {"check_params": {"checks": checks}} if checks else {}
+    ImosGenericHandler(path, config=default_config(base), **kwargs).run()
+
+
+def run_classic_per_process(files: list[Path], base: Path, checks: list[str] | None) -> float:
+    """The classic Celery deployment: every file in a fresh worker process (``worker_max_tasks_per_child=1``).
+
+    Workers are forked from this process, which has already imported the pipeline, like Celery's prefork pool.
+    """
+    import multiprocessing
+
+    import aodncore.pipeline.handlerbase  # noqa: F401 - imported before forking, as Celery's parent does
+    import aodncore.pipeline.imoshandler  # noqa: F401
+    import aodncore.pipeline.steps.check  # noqa: F401
+
+    context = multiprocessing.get_context("fork")
+    logging.getLogger("aodncore").propagate = False
+    start = time.perf_counter()
+    for path in files:
+        child = context.Process(target=_classic_child, args=(str(path), str(base), checks))
+        child.start()
+        child.join()
+    return time.perf_counter() - start
 
 
 def run_flow(source: str, base: Path, checks: list[str] | None, workers: int) -> tuple[float, int]:
@@ -142,11 +173,12 @@ def main() -> None:
         tag = "cf" if checks else "fmt"
         files = make_files(tmp / f"src-{tag}", count)
         classic = run_classic(files, tmp / f"classic-{tag}", checks)
+        celery = run_classic_per_process(make_files(tmp / f"src2-{tag}", count), tmp / f"celery-{tag}", checks)
         landing = tmp / f"landing-{tag}"
         make_files(landing, count)
         local, n_local = run_flow(str(landing), tmp / f"flow-local-{tag}", checks, args.workers)
         assert n_local == count, (n_local, count)
-        result = {"label": label, "n": count, "classic": classic, "local": local}
+        result = {"label": label, "n": count, "classic": classic, "celery": celery, "local": local}
         if server is not None:
             s3_source = upload_landing(files, f"bench-{tag}")
             s3_time, n_s3 = run_flow(s3_source, tmp / f"flow-s3-{tag}", checks, args.workers)
@@ -155,16 +187,18 @@ def main() -> None:
         rows.append(result)
 
     print()
-    print(f"{'checks':<20}{'files':>6}{'classic f/s':>13}{'flow-local f/s':>16}{'ratio':>7}"
-          f"{'flow-s3 f/s':>13}{'ratio':>7}")
+    print("files/s (ratio = rate / classic in-process rate; [celery] = ratio against the process-per-file baseline)")
+    print(f"{'checks':<20}{'files':>6}{'classic':>9}{'celery':>9}{'flow-local':>12}{'ratio':>7}{'[celery]':>9}"
+          f"{'flow-s3':>9}{'ratio':>7}{'[celery]':>9}")
     for row in rows:
         classic_rate = row["n"] / row["classic"]
+        celery_rate = row["n"] / row["celery"]
         local_rate = row["n"] / row["local"]
-        line = (f"{row['label']:<20}{row['n']:>6}{classic_rate:>13.1f}{local_rate:>16.1f}"
-                f"{local_rate / classic_rate:>7.2f}")
+        line = (f"{row['label']:<20}{row['n']:>6}{classic_rate:>9.1f}{celery_rate:>9.1f}{local_rate:>12.1f}"
+                f"{local_rate / classic_rate:>7.2f}{local_rate / celery_rate:>9.2f}")
         if "s3" in row:
             s3_rate = row["n"] / row["s3"]
-            line += f"{s3_rate:>13.1f}{s3_rate / classic_rate:>7.2f}"
+            line += f"{s3_rate:>9.1f}{s3_rate / classic_rate:>7.2f}{s3_rate / celery_rate:>9.2f}"
         print(line)
     if server is not None:
         server.stop()

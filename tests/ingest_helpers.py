@@ -73,3 +73,16 @@ class SelectiveExplodingHandler(ImosGenericHandler):
     def process(self) -> None:
         if EXPLODE_MARKER in str(self.input_file):
             raise RuntimeError(f"simulated system failure for {self.input_file}")
+
+
+#: :class:`EnvEchoHandler` fails with the value of this environment variable in its message.
+ENV_MARKER = "AODNCORE_TEST_ENV_MARKER"
+
+
+class EnvEchoHandler(ImosGenericHandler):
+    """Fails with a system error naming the value of :data:`ENV_MARKER` as the handler's process sees it."""
+
+    def process(self) -> None:
+        import os
+
+        raise RuntimeError(f"{ENV_MARKER}={os.environ.get(ENV_MARKER)}")

@@ -94,19 +94,19 @@ def _body(s3, bucket: str, key: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def _quarantine_records(s3) -> dict[str, tuple[dict, bytes]]:
+def _quarantine_records(s3, pipeline: str) -> dict[str, tuple[dict, bytes]]:
     """Landing URI -> (reason sidecar, stored bytes) for everything in the error bucket."""
     records = {}
     for key in _keys(s3, ERRORS):
         if key.endswith(REASON_SUFFIX):
             reason = json.loads(_body(s3, ERRORS, key))
             stored_key = key.removesuffix(REASON_SUFFIX)
-            assert stored_key.startswith(f"quarantine/{PIPELINE}/"), stored_key
+            assert stored_key.startswith(f"quarantine/{pipeline}/"), stored_key
             records[reason["source"]] = (reason, _body(s3, ERRORS, stored_key))
     return records
 
 
-def _assert_nothing_lost(s3, landing: Landing) -> None:
+def _assert_nothing_lost(s3, landing: Landing, pipeline: str = PIPELINE) -> None:
     # every good file published byte-identical at its expected key
     published = set(_keys(s3, PUBLISHED))
     for key, name in landing.good.items():
@@ -115,7 +115,7 @@ def _assert_nothing_lost(s3, landing: Landing) -> None:
     # nothing else was published (the broken zips did not publish their good members)
     assert published == {f"imos-data/{key}" for key in landing.good}
     # every broken object in the error store, original bytes and reason
-    records = _quarantine_records(s3)
+    records = _quarantine_records(s3, pipeline)
     assert set(records) == {f"s3://{LANDING}/{key}" for key in landing.broken}
     for key in landing.broken:
         reason, data = records[f"s3://{LANDING}/{key}"]
@@ -165,7 +165,8 @@ def test_cli_ingests_an_s3_landing_prefix_and_loses_nothing(prefect_harness, s3,
     # the same content lands again, with one new good file: the old one is skipped, the new one published
     again_key = _put(s3, landing, GOOD_SINGLE[1], (IMOS_DIR / GOOD_SINGLE[1]).read_bytes())
     published_before = s3.head_object(Bucket=PUBLISHED, Key=f"imos-data/{expected_key(GOOD_SINGLE[1])}")
-    new_name = "IMOS_ANMN-NRS_BCKOSTUZ_20081120T081531Z_NRSROT_FV01_NRSROT-0811-WQM-21_END-20081120T171535Z_C-20190418T000000Z.nc"
+    new_name = ("IMOS_ANMN-NRS_BCKOSTUZ_20081120T081531Z_NRSROT_FV01_NRSROT-0811-WQM-21_END-20081120T171535Z"
+                "_C-20190418T000000Z.nc")
     _put(s3, landing, new_name, (IMOS_DIR / new_name).read_bytes())
 
     assert main(argv) == 0  # all published (or already ingested)
@@ -196,8 +197,9 @@ def test_flow_ingests_an_s3_landing_prefix_with_logs_and_artifact(prefect_harnes
     assert set(statuses) == set(landing.objects)
     assert {k for k, s in statuses.items() if s == "quarantined"} == landing.broken
     assert {k for k, s in statuses.items() if s == "failed"} == landing.doomed
-    assert {k for k, s in statuses.items() if s == "published"} == set(landing.objects) - landing.broken - landing.doomed
-    _assert_nothing_lost(s3, landing)
+    good_keys = set(landing.objects) - landing.broken - landing.doomed
+    assert {k for k, s in statuses.items() if s == "published"} == good_keys
+    _assert_nothing_lost(s3, landing, pipeline="SelectiveExplodingHandler")
 
     flow_run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:

@@ -193,3 +193,23 @@ def test_process_pool_gives_the_same_outcomes_and_brings_back_the_worker_logs(tm
     messages = "\n".join(r.getMessage() for r in handler_lines)
     for name in [*good, BAD_NC]:
         assert name in messages
+
+
+def test_process_pool_workers_see_the_callers_current_environment(tmp_path, base, monkeypatch):
+    """The fork server outlives pools; credentials or endpoints set after its start must still reach workers."""
+    from ingest_helpers import ENV_MARKER
+
+    from aodncore.ingest.parallel import ProcessIngestPool
+
+    landing = tmp_path / "landing"
+    _land(landing, GOOD)
+    obj = LandingObject.from_path(landing / GOOD)
+    settings = build_settings(base_dir=str(base), handler=f"{HANDLER_PREFIX}:EnvEchoHandler", delete_landing=False)
+    monkeypatch.delenv(ENV_MARKER, raising=False)
+    with ProcessIngestPool(settings, workers=1) as pool:  # the fork server is running from here on
+        assert f"{ENV_MARKER}=None" in pool.ingest(obj).error
+    monkeypatch.setenv(ENV_MARKER, "set-later")
+    with ProcessIngestPool(settings, workers=1) as pool:
+        outcome = pool.ingest(obj)
+    assert outcome.status == FAILED
+    assert f"{ENV_MARKER}=set-later" in outcome.error

@@ -81,7 +81,10 @@ def _clean_version(value: Any) -> str | None:
 
 
 def _from_s3_record(record: dict[str, Any], where: str) -> S3ObjectEvent | None:
-    event_name = str(record.get("eventName", ""))
+    event_name = record.get("eventName")
+    if not isinstance(event_name, str) or not event_name:
+        # malformed, not merely another event type: report it rather than let a bridge drop the message
+        raise ValueError(f"{where}: S3 record without eventName")
     if not event_name.startswith("ObjectCreated:"):
         return None
     try:

@@ -7,13 +7,15 @@ the normal ``logging`` machinery, so they reach whatever handlers are attached t
 log), and records the outcome in the ingest ledger.
 
 Workers are started with the ``forkserver`` method (safe with the caller's threads) and pre-import the pipeline,
-so a new worker costs a fork, not a fresh interpreter.
+so a new worker costs a fork, not a fresh interpreter. The fork server keeps the environment of the moment it was
+started, so each pool hands its workers the caller's current ``os.environ`` (credentials, endpoints).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
@@ -64,8 +66,13 @@ class _RecordCollector(logging.Handler):
             self.handleError(record)
 
 
-def _init_worker(settings: IngestSettings, level: int) -> None:
+def _init_worker(settings: IngestSettings, level: int, environ: dict[str, str] | None = None) -> None:
     global _worker_settings
+    if environ is not None:
+        # the forkserver was started with the environment of its first use; the caller's may have changed since
+        # (credentials, AWS_ENDPOINT_URL, ...), and the worker must see what the caller sees now
+        os.environ.clear()
+        os.environ.update(environ)
     _worker_settings = settings
     library_logger = logging.getLogger("aodncore")
     library_logger.setLevel(level)
@@ -107,7 +114,7 @@ class ProcessIngestPool:
             max_workers=workers,
             mp_context=_mp_context(),
             initializer=_init_worker,
-            initargs=(worker_settings, log_level),
+            initargs=(worker_settings, log_level, dict(os.environ)),
         )
 
     def __enter__(self) -> ProcessIngestPool:

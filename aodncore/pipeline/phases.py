@@ -200,12 +200,24 @@ def publish_files(
     store_unharvested(collection, upload_runner=upload_runner)
 
 
+def _as_params(notify_params: Any) -> Mapping[str, Any]:
+    # notify params are validated inside the run; when that validation is what failed, they may be anything
+    return notify_params if isinstance(notify_params, Mapping) else {}
+
+
+def _recipient_list(params: Mapping[str, Any], key: str) -> list[str]:
+    value = params.get(key)
+    if not isinstance(value, list | tuple):
+        return []
+    return [recipient for recipient in value if isinstance(recipient, str)]
+
+
 def recipients_for_success(notify_params: Mapping[str, Any] | None) -> list[str]:
     """Who hears about a successful run: the success list, plus owners if ``notify_owner_success``."""
-    params = notify_params or {}
-    recipients = list(params.get("success_notify_list", []))
-    if params.get("notify_owner_success"):
-        recipients.extend(params.get("owner_notify_list", []))
+    params = _as_params(notify_params)
+    recipients = _recipient_list(params, "success_notify_list")
+    if params.get("notify_owner_success") is True:
+        recipients.extend(_recipient_list(params, "owner_notify_list"))
     return recipients
 
 
@@ -215,16 +227,17 @@ def recipients_for_error(
     """Who hears about a failed run.
 
     User (data) errors go to the error list, plus owners if ``notify_owner_error``. System errors always go to
-    the owners only — except configuration errors, which notify nobody.
+    the owners only — except configuration errors, which notify nobody. Malformed notify params (possible when
+    their own validation is the error being reported) contribute no recipients.
     """
-    params = notify_params or {}
+    params = _as_params(notify_params)
     if not system_error:
-        recipients = list(params.get("error_notify_list", []))
-        if params.get("notify_owner_error"):
-            recipients.extend(params.get("owner_notify_list", []))
+        recipients = _recipient_list(params, "error_notify_list")
+        if params.get("notify_owner_error") is True:
+            recipients.extend(_recipient_list(params, "owner_notify_list"))
         return recipients
     if params.get("error_notify_list") and logger is not None:
         logger.warning("system error: error_notify_list is not notified, only owner_notify_list")
     if isinstance(error, InvalidConfigError | MissingConfigParameterError):
         return []
-    return list(params.get("owner_notify_list", []))
+    return _recipient_list(params, "owner_notify_list")

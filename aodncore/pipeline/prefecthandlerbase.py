@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ from aodncore.util import s3_util
 __all__ = ["PrefectHandlerBase"]
 
 FALLBACK_LOGGER_NAME = "aodncore.prefect.handler"
+_DOWNLOAD_CHUNK = 1024 * 1024
 
 
 def _default_logger_function() -> Callable[[str | None], Any]:
@@ -42,6 +44,20 @@ def _default_logger_function() -> Callable[[str | None], Any]:
     except ImportError:  # pragma: no cover - prefect is a dependency, but keep the handler usable without it
         pass
     return lambda _name: logging.getLogger(FALLBACK_LOGGER_NAME)
+
+
+@s3_util.s3_retry
+def _download_if_match(bucket: str, key: str, local_path: str, conditions: dict[str, str]) -> None:
+    """Stream an object to ``local_path`` with a conditional GET (``IfMatch``); transient errors are retried."""
+    response = s3_util.get_s3_client().get_object(Bucket=bucket, Key=key, **conditions)
+    with response["Body"] as body, open(local_path, "wb") as handle:
+        shutil.copyfileobj(body, handle, _DOWNLOAD_CHUNK)
+
+
+def _is_precondition_failed(error: BaseException) -> bool:
+    response = getattr(error, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code in {"412", "PreconditionFailed"}
 
 
 class PrefectHandlerBase(HandlerBase):
@@ -102,11 +118,18 @@ class PrefectHandlerBase(HandlerBase):
             landing_dir = os.path.join(self.temp_dir, "landing")
             os.makedirs(landing_dir, exist_ok=True)
             local_path = os.path.join(landing_dir, os.path.basename(s3_util.get_s3_key(self.input_file)))
+            bucket, key = s3_util.get_s3_bucket(self.input_file), s3_util.get_s3_key(self.input_file)
+            # only the version whose ETag was read (and becomes file_checksum) may be processed; a conditional GET
+            # works for every ETag scheme (multipart, SSE-KMS)
+            conditions = {"IfMatch": '"{}"'.format(self.etag.strip('"'))} if self.etag else {}
             try:
-                s3_util.download_object(
-                    s3_util.get_s3_bucket(self.input_file), s3_util.get_s3_key(self.input_file), local_path
-                )
+                _download_if_match(bucket, key, local_path, conditions)
             except Exception as error:  # noqa: BLE001
+                if _is_precondition_failed(error):
+                    raise InvalidInputFileError(
+                        f"landing object '{self.input_file}' no longer has ETag {conditions['IfMatch']}; "
+                        "it was replaced during the run and is left for a later run"
+                    ) from error
                 raise InvalidInputFileError(f"cannot download landing object '{self.input_file}': {error}") from error
             self._local_input = local_path
         return self._local_input

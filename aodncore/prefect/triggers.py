@@ -60,7 +60,11 @@ def emit_s3_events(payload: dict[str, Any] | str | bytes) -> list[S3ObjectEvent]
 
 def ingest_file_trigger(bucket: str | None = None) -> DeploymentEventTrigger:
     """A trigger starting ``ingest-file`` for each landed object (optionally only those of one bucket)."""
-    match = {"prefect.resource.id": f"s3.{bucket}.*" if bucket else "s3.*"}
+    # match the bucket by its own label: bucket names may contain dots, so "s3.<bucket>.*" would also match
+    # the objects of bucket "<bucket>.other"
+    match = {"prefect.resource.id": "s3.*"}
+    if bucket:
+        match["s3.bucket"] = bucket
     return DeploymentEventTrigger(
         expect={S3_OBJECT_CREATED},
         match=match,

@@ -237,14 +237,21 @@ def is_s3(url: str) -> bool:
     return urlparse(url).scheme == "s3"
 
 
+def _split_s3_url(url: str) -> tuple[str, str]:
+    # not urlparse: '#' and '?' are legal in object keys and must not be taken as fragment or query
+    rest = url.split("://", 1)[1] if "://" in url else url
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
 def get_s3_bucket(url: str) -> str:
     """Bucket name of an ``s3://bucket/key`` URL."""
-    return urlparse(url).netloc
+    return _split_s3_url(url)[0]
 
 
 def get_s3_key(url: str) -> str:
-    """Key of an ``s3://bucket/key`` URL, without leading or trailing slashes."""
-    return urlparse(url).path.strip("/")
+    """Key of an ``s3://bucket/key`` URL, without leading or trailing slashes (``#`` and ``?`` are key text)."""
+    return _split_s3_url(url)[1].strip("/")
 
 
 # --------------------------------------------------------------------------------------------------------------
