@@ -38,6 +38,7 @@ from aodncore.pipeline.exceptions import (
     MissingConfigParameterError,
     UnmatchedFilesError,
 )
+from aodncore.pipeline.log import SYSINFO
 from aodncore.pipeline.storage import LocalFileStorageBroker
 from aodncore.testlib import DummyHandler, dest_path_testing, get_test_config, make_test_file, make_zip
 from aodncore.testlib.testutil import (
@@ -1108,7 +1109,7 @@ class TestArchiveInputAndCollection:
 
     def test_add_to_collection_callback_logs(self, config, good_nc, tmp_path, caplog):
         handler = upload_only_handler(good_nc, config)
-        with caplog.at_level("INFO"):
+        with caplog.at_level(SYSINFO):
             handler.run()
         assert f"updated file '{GOOD_NC}'" in caplog.text
 

@@ -313,7 +313,7 @@ def test_init_logger_with_logging_getlogger(config, imos_file, caplog):
     with caplog.at_level(logging.INFO):
         handler.run()
     assert handler.error is None, handler.error_details
-    assert any(r.name == "root" and "running handler ->" in r.getMessage() for r in caplog.records)
+    assert any(r.name == "root" and r.getMessage().startswith("running UploadHandler on ") for r in caplog.records)
     assert handler.celery_task_name == "NO_TASK"
     assert handler.celery_task_id is None
 
@@ -374,5 +374,5 @@ def test_logs_go_to_the_prefect_run_logger(prefect_harness, config, imos_file):
             log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
         )
     messages = [log.message for log in logs]
-    assert any(message.startswith("running handler -> UploadHandler(") for message in messages), messages
+    assert any(message == f"running UploadHandler on '{path}'" for message in messages), messages
     assert any(f"handler result for input_file '{path}': SUCCESS" in message for message in messages)

@@ -459,7 +459,8 @@ class HandlerBase:
     # -- phases ------------------------------------------------------------------------------------------------------
 
     def _initialise(self) -> None:
-        self.logger.info("running handler -> %s", self)
+        self.logger.info("running %s on '%s'", type(self).__name__, self.input_file)
+        self.logger.sysinfo("running handler -> %s", self)
         self._file_collection = PipelineFileCollection()
         self._validate_and_freeze_params()
         self._set_input_file_attributes()
@@ -650,7 +651,7 @@ class HandlerBase:
 
     def _file_update_callback(self, **kwargs: Any) -> None:
         deletion = " (deletion)" if kwargs.get("is_deletion") else ""
-        self.logger.info("updated file '%s'%s: %s", kwargs.get("name"), deletion, kwargs.get("message"))
+        self.logger.sysinfo("updated file '%s'%s: %s", kwargs.get("name"), deletion, kwargs.get("message"))
 
     def _init_logger(self) -> None:
         task_logger = getattr(self.celery_task, "logger", None)
