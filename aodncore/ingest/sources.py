@@ -124,10 +124,11 @@ def is_ignored_name(name: str) -> bool:
 
 
 def _split_s3(source: str) -> tuple[str, str]:
-    parsed = urlparse(source)
-    if not parsed.netloc:
+    # not urlparse: S3 keys are raw text, and '#', '?' or ';' in a key are part of it, not URL syntax
+    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    if not bucket:
         raise ValueError(f"S3 landing source {source!r} has no bucket name (expected s3://bucket/prefix)")
-    return parsed.netloc, parsed.path.lstrip("/")
+    return bucket, prefix
 
 
 def _local_path(source: str) -> Path:

@@ -3,8 +3,7 @@
 Public names are imported lazily so that importing one sub-module (``aodncore.pipeline.files``) stays cheap.
 """
 
-from importlib import import_module
-from typing import Any
+from aodncore._lazy import lazy_exports
 
 __all__ = [
     "CheckResult",
@@ -41,15 +40,4 @@ _LOCATIONS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LOCATIONS[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LOCATIONS)

@@ -5,8 +5,7 @@ your own flows. Names are imported lazily, so ``aodncore.prefect.runtime`` can p
 before Prefect itself is imported.
 """
 
-from importlib import import_module
-from typing import Any
+from aodncore._lazy import lazy_exports
 
 __all__ = [
     "check_task",
@@ -19,16 +18,6 @@ __all__ = [
     "resolve_task",
 ]
 
-_LOCATIONS = {"ingest_file": "flows", "ingest_landing": "flows"}
+_LOCATIONS = {name: "tasks" if name.endswith("_task") else "flows" for name in __all__}
 
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_LOCATIONS.get(name, 'tasks')}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LOCATIONS)

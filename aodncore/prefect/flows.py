@@ -66,6 +66,19 @@ def _skipped(obj: LandingObject) -> FileOutcome:
     return FileOutcome(source=obj.uri, name=obj.name, status=SKIPPED, error="already ingested (same content)")
 
 
+def _the_one_object(source: str, objects: list[LandingObject]) -> list[LandingObject]:
+    """The landing object ``source`` names exactly; raises before anything is processed otherwise.
+
+    An S3 listing is by prefix: ``s3://b/x.nc`` also lists ``x.nc.gz`` or ``x.nc/``-prefixed keys, which an
+    event for ``x.nc`` must not ingest.
+    """
+    if source.startswith("s3://"):
+        objects = [obj for obj in objects if obj.uri == source]
+    if len(objects) != 1:
+        raise ValueError(f"ingest_file expects exactly one landing object, found {len(objects)} at {source!r}")
+    return objects
+
+
 def _ingest(
     sources: Sequence[str],
     *,
@@ -73,10 +86,13 @@ def _ingest(
     skip_ingested: bool,
     artifact_key: str,
     settings_options: dict[str, Any],
+    single: bool = False,
 ) -> list[dict[str, Any]]:
     logger = get_run_logger()
     settings = build_settings(run_id=_flow_run_id(), **settings_options)
     objects = [obj for source in sources for obj in list_landing(source)]
+    if single:
+        objects = _the_one_object(sources[0], objects)
     skipped = [obj for obj in objects if skip_ingested and settings.ledger and settings.ledger.already_done(obj)]
     todo = [obj for obj in objects if obj not in skipped]
     logger.info(
@@ -171,6 +187,7 @@ def ingest_file(
             workers=1,
             skip_ingested=skip_ingested,
             artifact_key="ingest-file-outcome",
+            single=True,
             settings_options=dict(
                 handler=handler,
                 config_file=config_file,

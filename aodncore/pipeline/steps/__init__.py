@@ -3,8 +3,7 @@
 Names are imported lazily so that using one step does not import the others.
 """
 
-from importlib import import_module
-from typing import Any
+from aodncore._lazy import lazy_exports
 
 __all__ = [
     "NotifyList",
@@ -29,15 +28,4 @@ _LOCATIONS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LOCATIONS[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LOCATIONS)
