@@ -4,8 +4,12 @@ builders. Importable by name (``ingest_helpers``) from the tests and from worker
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import zipfile
 from pathlib import Path
+
+import pytest
 
 from aodncore.pipeline.imoshandler import ImosGenericHandler
 
@@ -58,6 +62,27 @@ def hostile_zip(path: Path) -> Path:
 
 #: Landing files whose name contains this marker make :class:`SelectiveExplodingHandler` fail with a system error.
 EXPLODE_MARKER = "EXPLODE"
+
+
+@pytest.fixture
+def restore_process_state():
+    """The CLI configures logging and Prefect environment variables for its process; undo that after a test.
+
+    Also drops root-logger stream handlers added during the test (Prefect configures its console handler lazily,
+    at the first run, on whatever ``sys.stderr`` was then: a test's capture stream that is closed afterwards).
+    """
+    environ = dict(os.environ)
+    library_logger = logging.getLogger("aodncore")
+    level, propagate = library_logger.level, library_logger.propagate
+    root_handlers = list(logging.root.handlers)
+    yield
+    os.environ.clear()
+    os.environ.update(environ)
+    library_logger.setLevel(level)
+    library_logger.propagate = propagate
+    for handler in list(logging.root.handlers):
+        if handler not in root_handlers and type(handler).__module__.startswith(("prefect", "logging")):
+            logging.root.removeHandler(handler)
 
 
 class ExplodingHandler(ImosGenericHandler):

@@ -6,29 +6,14 @@ Commands that may start Prefect run inside the session's ``prefect_harness`` so 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
 
 import pytest
-from ingest_helpers import BAD_NC, BAD_PROFILE, GOOD_FILES, IMOS_DIR, expected_key
+from ingest_helpers import BAD_NC, BAD_PROFILE, GOOD_FILES, IMOS_DIR, expected_key, restore_process_state  # noqa: F401
 
 from aodncore.cli import main
 
 GOOD = next(iter(GOOD_FILES))
-
-
-@pytest.fixture
-def restore_process_state():
-    """The CLI configures logging and Prefect environment variables for its process; undo that after a test."""
-    environ = dict(os.environ)
-    library_logger = logging.getLogger("aodncore")
-    level, propagate = library_logger.level, library_logger.propagate
-    yield
-    os.environ.clear()
-    os.environ.update(environ)
-    library_logger.setLevel(level)
-    library_logger.propagate = propagate
 
 
 def _assert_one_line_usage_error(capsys, code: int, *fragments: str) -> str:
@@ -93,10 +78,8 @@ def test_check_missing_file_is_a_usage_error(capsys, tmp_path):
 
 
 @pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness", "restore_process_state")
 class TestIngestCommand:
-    @pytest.fixture(autouse=True)
-    def _isolated(self, prefect_harness, restore_process_state):
-        yield
 
     def test_unknown_handler(self, capsys, tmp_path):
         code = main(["ingest", str(IMOS_DIR / GOOD), "--base-dir", str(tmp_path), "--handler", "NoSuchHandler"])

@@ -13,11 +13,12 @@ files and a hostile zip. After a run (through the CLI, or the ``ingest_landing``
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from ingest_helpers import (
+from ingest_helpers import (  # noqa: F401 - restore_process_state is a fixture
     BAD_NC,
     BAD_PROFILE,
     EXPLODE_MARKER,
@@ -27,6 +28,7 @@ from ingest_helpers import (
     build_zip,
     expected_key,
     hostile_zip,
+    restore_process_state,  # noqa: F401 - a fixture
 )
 
 from aodncore.ingest.quarantine import REASON_SUFFIX
@@ -132,24 +134,16 @@ def _assert_nothing_lost(s3, landing: Landing, pipeline: str = PIPELINE) -> None
     assert good_sources | landing.broken | landing.doomed == set(landing.objects)
 
 
-@pytest.fixture
-def restore_process_state():
-    """The CLI configures logging and Prefect environment variables for its process; undo that after a test."""
-    import logging
-    import os
-
-    environ = dict(os.environ)
-    library_logger = logging.getLogger("aodncore")
-    level, propagate = library_logger.level, library_logger.propagate
-    yield
-    os.environ.clear()
-    os.environ.update(environ)
-    library_logger.setLevel(level)
-    library_logger.propagate = propagate
+def _read_all_logs(client, log_filter) -> list:
+    """Every log of the filter (the API returns at most a page per request)."""
+    logs: list = []
+    while page := client.read_logs(log_filter=log_filter, limit=200, offset=len(logs)):
+        logs.extend(page)
+    return logs
 
 
-def test_cli_ingests_an_s3_landing_prefix_and_loses_nothing(prefect_harness, s3, tmp_path, restore_process_state,
-                                                             capsys):
+@pytest.mark.usefixtures("restore_process_state")
+def test_cli_ingests_an_s3_landing_prefix_and_loses_nothing(prefect_harness, s3, tmp_path, capsys):
     from aodncore.cli import main
 
     landing = _land_mix(s3, tmp_path, "incoming/")
@@ -182,6 +176,7 @@ def test_cli_ingests_an_s3_landing_prefix_and_loses_nothing(prefect_harness, s3,
 def test_flow_ingests_an_s3_landing_prefix_with_logs_and_artifact(prefect_harness, s3, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
 
     from aodncore.prefect.flows import ingest_landing
 
@@ -202,13 +197,19 @@ def test_flow_ingests_an_s3_landing_prefix_with_logs_and_artifact(prefect_harnes
     _assert_nothing_lost(s3, landing, pipeline="SelectiveExplodingHandler")
 
     flow_run_id = state.state_details.flow_run_id
+    names = [key.rsplit("/", 1)[-1] for key in landing.objects]
+    APILogWorker.drain_all(timeout=30)  # log records are shipped in the background: make sure they reached the API
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+        for _ in range(50):  # and that the server stored them
+            logs = _read_all_logs(client, LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            text = "\n".join(log.message for log in logs if "handler result for input_file" in log.message)
+            if all(name in text for name in names):
+                break
+            time.sleep(0.2)
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
     handler_lines = [log.message for log in logs if "handler result for input_file" in log.message]
-    for key in landing.objects:  # each file's handler record reached this flow run's logs
-        name = key.rsplit("/", 1)[-1]
+    for name in names:  # each file's handler record reached this flow run's logs
         assert any(name in line for line in handler_lines), name
     assert any(log.name.startswith("aodncore") for log in logs)
     tables = [a for a in artifacts if a.type == "table"]
@@ -218,3 +219,26 @@ def test_flow_ingests_an_s3_landing_prefix_with_logs_and_artifact(prefect_harnes
     # failed and quarantined files get a markdown report each
     reports = [a for a in artifacts if a.type == "markdown"]
     assert len(reports) == len(landing.broken) + len(landing.doomed)
+
+
+def test_ingest_file_takes_exactly_the_object_an_event_names(prefect_harness, s3, tmp_path):
+    """An S3 event names one key; keys that merely start with it (``x.nc.extra``) are not ingested, and URL syntax
+    characters in keys (``#``, ``?``, spaces, ``+``) are part of the key."""
+    from aodncore.prefect.flows import ingest_file
+
+    for bucket in (LANDING, PUBLISHED, ERRORS):
+        s3.create_bucket(Bucket=bucket)
+    good = "IMOS_SOOP-XBT_T_20160106T110100Z_PX02_FV01_ID-150739.nc"
+    name = good.replace(".nc", " #1+?.nc")
+    key = f"single/{name}"
+    data = (IMOS_DIR / good).read_bytes()
+    s3.put_object(Bucket=LANDING, Key=key, Body=data)
+    s3.put_object(Bucket=LANDING, Key=key + ".extra", Body=b"another upload")
+
+    outcome = ingest_file(f"s3://{LANDING}/{key}", base_dir=str(tmp_path / "base"),
+                          upload_uri=UPLOAD_URI, error_uri=ERROR_URI, checks=["cf:1.6"])
+
+    assert outcome["status"] == "published", outcome
+    assert _body(s3, PUBLISHED, f"imos-data/IMOS/SOOP/XBT/{name}") == data
+    assert _keys(s3, LANDING) == [key + ".extra"]
+    assert _body(s3, LANDING, key + ".extra") == b"another upload"
