@@ -67,12 +67,25 @@ def _fail_usage(error: BaseException) -> typer.Exit:
 
 def _configure_console_logging(verbose: bool) -> None:
     """Library records go to the Prefect run log always, and to the console only with ``--verbose``."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     library_logger = logging.getLogger("aodncore")
     library_logger.setLevel(logging.INFO)
     library_logger.propagate = verbose
+
+
+def _print_outcomes(outcomes: list[Any]) -> None:
+    """A table on a terminal; one plain line per file otherwise (logs, CI), so nothing is folded."""
+    if out.is_terminal:
+        out.print(_outcome_table(outcomes))
+        return
+    for outcome in outcomes:
+        where = outcome.error_uri or outcome.destination
+        line = f"{outcome.status:<12} {outcome.name}  check={outcome.check_result}"
+        line += f"  {outcome.publish_type or '-'}  {where or '-'}"
+        if outcome.error:
+            line += f"  error: {outcome.error}"
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _outcome_table(outcomes: list[Any]) -> Table:
@@ -115,15 +128,14 @@ def ingest(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show log lines on the console")] = False,
 ) -> None:
     """Ingest files through the ``ingest-landing`` Prefect flow; print a per-file summary."""
-    from aodncore.prefect.runtime import prepare_prefect_environment, warm_up_server_in_background
+    from aodncore.prefect.runtime import start_server_early, stop_early_server
 
-    prepare_prefect_environment()
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+        for handler_name in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+            os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", "WARNING")
+    # the API server starts now, in parallel with validating the options and importing Prefect
+    start_server_early()
     _configure_console_logging(verbose)
-    warm_up_server_in_background()
 
     from aodncore.ingest.configure import build_settings
 
@@ -131,7 +143,7 @@ def ingest(
         for source in sources:
             if not source.startswith("s3://") and not os.path.exists(source.removeprefix("file://")):
                 raise UsageError(f"source '{source}' does not exist")
-        # validate everything before starting Prefect so that mistakes give one clear line
+        # validate everything before running the flow so that mistakes give one clear line
         build_settings(
             handler=handler,
             config_file=config,
@@ -146,6 +158,7 @@ def ingest(
 
             ComplianceCheckerCheckRunner(None, logging.getLogger("aodncore.cli"), {"checks": list(check)})
     except _configuration_errors() as error:
+        stop_early_server()
         raise _fail_usage(error) from None
 
     outcomes = _run_ingest_flow(
@@ -163,7 +176,7 @@ def ingest(
             skip_ingested=not reingest,
         ),
     )
-    out.print(_outcome_table(outcomes))
+    _print_outcomes(outcomes)
     counts = {status: sum(1 for o in outcomes if o.status == status) for status in sorted({o.status for o in outcomes})}
     out.print(", ".join(f"{count} {status}" for status, count in counts.items()) or "no files found")
     if any(o.status in ("quarantined", "failed") for o in outcomes):
@@ -171,6 +184,7 @@ def ingest(
 
 
 def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any]:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from aodncore.ingest import progress as ingest_progress
@@ -197,7 +211,9 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any
         ingest_progress.add_listener(on_event)
         try:
             wait_for_server()
-            state = ingest_landing(sources, return_state=True, **parameters)
+            # a one-shot run in this process: no crash-detection heartbeat (it costs ~1 s at the end of a flow)
+            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                state = ingest_landing(sources, return_state=True, **parameters)
         finally:
             ingest_progress.remove_listener(on_event)
     if state.is_failed():

@@ -18,7 +18,7 @@ import ssl
 import stat
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import boto3
@@ -34,8 +34,11 @@ from aodncore.pipeline.files import (
     ensure_remotepipelinefilecollection,
 )
 from aodncore.util.fileops import mkdir_p, rm_f, safe_copy_file
-from aodncore.util.misc import ensure_regex_list, format_exception, validate_relative_path, validate_type
+from aodncore.util.misc import Validator, ensure_regex_list, format_exception, validate_relative_path, validate_type
 from aodncore.util.s3_util import is_transient_error
+
+if TYPE_CHECKING:
+    from aodncore.pipeline.files import PipelineFile
 
 __all__ = [
     "get_storage_broker",
@@ -75,7 +78,7 @@ def get_storage_broker(store_url: str) -> BaseStorageBroker:
             raise InvalidStoreUrlError(f"invalid URL '{store_url}'. Must be an absolute path")
         return LocalFileStorageBroker(url.path)
     if url.scheme == "s3":
-        return S3StorageBroker(url.netloc, url.path)
+        return S3StorageBroker(bucket=url.netloc, prefix=url.path)
     if url.scheme == "sftp":
         kwargs: dict[str, Any] = {}
         if url.port:
@@ -118,7 +121,7 @@ class BaseStorageBroker(abc.ABC):
     # ---- hooks -----------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _delete_file(self, pipeline_file, dest_path_attr):
+    def _delete_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
         """Delete the stored object of one file."""
 
     @abc.abstractmethod
@@ -134,24 +137,24 @@ class BaseStorageBroker(abc.ABC):
         """Return a RemotePipelineFileCollection of the objects whose prefix-relative path starts with query."""
 
     @abc.abstractmethod
-    def _download_file(self, remote_pipeline_file):
+    def _download_file(self, remote_pipeline_file: RemotePipelineFile) -> None:
         """Copy one stored object to ``remote_pipeline_file.local_path``."""
 
     @abc.abstractmethod
-    def _upload_file(self, pipeline_file, dest_path_attr):
+    def _upload_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
         """Copy one local file to the store."""
 
     @abc.abstractmethod
-    def _get_is_overwrite(self, pipeline_file, abs_path):
+    def _get_is_overwrite(self, pipeline_file: PipelineFile, abs_path: str) -> bool:
         """Tell whether ``abs_path`` already exists in the store."""
 
     # ---- helpers ---------------------------------------------------------------------------------------------
 
     def _get_absolute_dest_path(self, pipeline_file, dest_path_attr: str) -> str:
-        rel_path = getattr(pipeline_file, dest_path_attr)
-        if not rel_path:
-            raise AttributeNotSetError(f"attribute '{dest_path_attr}' not set in '{pipeline_file}'")
-        return os.path.join(self.prefix, rel_path)
+        relative = getattr(pipeline_file, dest_path_attr)
+        if relative:
+            return os.path.join(self.prefix, relative)
+        raise AttributeNotSetError(f"attribute '{dest_path_attr}' not set in '{pipeline_file}'")
 
     @staticmethod
     def _prepare_file_for_download(remote_pipeline_file, local_root: str) -> None:
@@ -163,22 +166,22 @@ class BaseStorageBroker(abc.ABC):
 
     def set_is_overwrite(self, pipeline_files, dest_path_attr: str = "dest_path") -> None:
         """Set ``is_overwrite`` on every file that will be stored, from whether its destination already exists."""
-        collection = ensure_pipelinefilecollection(pipeline_files)
-        for pipeline_file in collection:
-            if pipeline_file.should_store and not pipeline_file.is_deletion:
-                abs_path = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
-                pipeline_file.is_overwrite = self._get_is_overwrite(pipeline_file, abs_path)
+        stored_additions = (f for f in ensure_pipelinefilecollection(pipeline_files)
+                            if f.should_store and not f.is_deletion)
+        for addition in stored_additions:
+            target = self._get_absolute_dest_path(addition, dest_path_attr)
+            addition.is_overwrite = self._get_is_overwrite(addition, target)
 
     def _run_batch(self, files, action, verb: str, is_stored_attr: str, dest_path_attr: str) -> None:
         self._pre_run_hook()
         try:
-            for pipeline_file in files:
-                abs_path = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
+            for item in files:
+                target = self._get_absolute_dest_path(item, dest_path_attr)
                 try:
-                    action(pipeline_file, dest_path_attr)
+                    action(item, dest_path_attr)
                 except Exception as e:
-                    raise StorageBrokerError(f"error {verb} '{abs_path}': {format_exception(e)}") from e
-                setattr(pipeline_file, is_stored_attr, True)
+                    raise StorageBrokerError(f"error {verb} '{target}': {format_exception(e)}") from e
+                setattr(item, is_stored_attr, True)
         finally:
             self._post_run_hook()
 
@@ -271,32 +274,32 @@ class LocalFileStorageBroker(BaseStorageBroker):
     def _post_run_hook(self):
         pass
 
-    def _delete_file(self, pipeline_file, dest_path_attr):
+    def _delete_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
         rm_f(self._get_absolute_dest_path(pipeline_file, dest_path_attr))
 
-    def _upload_file(self, pipeline_file, dest_path_attr):
-        abs_path = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
-        mkdir_p(os.path.dirname(abs_path))
-        safe_copy_file(pipeline_file.src_path, abs_path, overwrite=True)
+    def _upload_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
+        target = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
+        mkdir_p(os.path.dirname(target))
+        safe_copy_file(pipeline_file.src_path, target, overwrite=True)
         if self.mode is not None:
-            os.chmod(abs_path, self.mode)
+            os.chmod(target, self.mode)
 
-    def _download_file(self, remote_pipeline_file):
-        abs_path = os.path.join(self.prefix, remote_pipeline_file.dest_path)
-        safe_copy_file(abs_path, remote_pipeline_file.local_path, overwrite=True)
+    def _download_file(self, remote_pipeline_file: RemotePipelineFile) -> None:
+        stored_copy = os.path.join(self.prefix, remote_pipeline_file.dest_path)
+        safe_copy_file(stored_copy, remote_pipeline_file.local_path, overwrite=True)
 
-    def _get_is_overwrite(self, pipeline_file, abs_path):
+    def _get_is_overwrite(self, pipeline_file: PipelineFile, abs_path: str) -> bool:
         return os.path.exists(abs_path)
 
     def _run_query(self, query):
         validate_relative_path(query)
-        full_query = os.path.join(self.prefix, query)
-        search_root = os.path.dirname(full_query)
+        path_prefix = os.path.join(self.prefix, query)
+        search_root = os.path.dirname(path_prefix)
         results = RemotePipelineFileCollection()
         for dirpath, _dirnames, filenames in os.walk(search_root):
             for filename in sorted(filenames):
                 path = os.path.join(dirpath, filename)
-                if not path.startswith(full_query) or os.path.islink(path) or not os.path.isfile(path):
+                if not path.startswith(path_prefix) or os.path.islink(path) or not os.path.isfile(path):
                     continue
                 st = os.stat(path)
                 results.add(RemotePipelineFile(dest_path=os.path.relpath(path, self.prefix), name=filename,
@@ -359,7 +362,7 @@ class S3StorageBroker(BaseStorageBroker):
     def _post_run_hook(self):
         pass
 
-    def _upload_file(self, pipeline_file, dest_path_attr):
+    def _upload_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
         key = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
 
         def upload():
@@ -369,11 +372,11 @@ class S3StorageBroker(BaseStorageBroker):
 
         self._retry(upload)
 
-    def _delete_file(self, pipeline_file, dest_path_attr):
+    def _delete_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
         key = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
         self._retry(self.s3_client.delete_object, Bucket=self.bucket, Key=key)
 
-    def _download_file(self, remote_pipeline_file):
+    def _download_file(self, remote_pipeline_file: RemotePipelineFile) -> None:
         key = os.path.join(self.prefix, remote_pipeline_file.dest_path)
 
         def download():
@@ -382,7 +385,7 @@ class S3StorageBroker(BaseStorageBroker):
 
         self._retry(download)
 
-    def _get_is_overwrite(self, pipeline_file, abs_path):
+    def _get_is_overwrite(self, pipeline_file: PipelineFile, abs_path: str) -> bool:
         # S3 lists keys in lexicographic order, so an exact match is always on the first page
         result = self._retry(self.s3_client.list_objects_v2, Bucket=self.bucket, Prefix=abs_path)
         return any(obj.get("Key") == abs_path for obj in result.get("Contents", []))
@@ -557,30 +560,30 @@ class SftpStorageBroker(BaseStorageBroker):
 
     # ---- hooks -----------------------------------------------------------------------------------------------
 
-    def _upload_file(self, pipeline_file, dest_path_attr):
-        abs_path = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
-        parent = posixpath.dirname(abs_path)
-        if parent:
-            sftp_mkdir_p(self.sftp_client, parent)
-        with open(pipeline_file.src_path, "rb") as f:
-            self.sftp_client.putfo(f, abs_path, confirm=True)
+    def _upload_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
+        remote_path = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
+        remote_dir = posixpath.dirname(remote_path)
+        if remote_dir:
+            sftp_mkdir_p(self.sftp_client, remote_dir)
+        with open(pipeline_file.src_path, "rb") as source:
+            self.sftp_client.putfo(source, remote_path, confirm=True)
 
-    def _delete_file(self, pipeline_file, dest_path_attr):
+    def _delete_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
         self.sftp_client.remove(self._get_absolute_dest_path(pipeline_file, dest_path_attr))
 
-    def _download_file(self, remote_pipeline_file):
-        abs_path = posixpath.join(self.prefix, remote_pipeline_file.dest_path)
+    def _download_file(self, remote_pipeline_file: RemotePipelineFile) -> None:
+        remote_path = posixpath.join(self.prefix, remote_pipeline_file.dest_path)
         with _removed_on_error(remote_pipeline_file.local_path), open(remote_pipeline_file.local_path, "wb") as f:
-            self.sftp_client.getfo(abs_path, f)
+            self.sftp_client.getfo(remote_path, f)
 
-    def _get_is_overwrite(self, pipeline_file, abs_path):
+    def _get_is_overwrite(self, pipeline_file: PipelineFile, abs_path: str) -> bool:
         with self._connection() as client:
             return sftp_path_exists(client, abs_path)
 
     def _run_query(self, query):
         validate_relative_path(query)
-        full_query = posixpath.join(self.prefix, query)
-        search_root = posixpath.dirname(full_query) or "."
+        path_prefix = posixpath.join(self.prefix, query)
+        search_root = posixpath.dirname(path_prefix) or "."
         results = RemotePipelineFileCollection()
         with self._connection() as client:
             if not sftp_path_exists(client, search_root):
@@ -594,7 +597,7 @@ class SftpStorageBroker(BaseStorageBroker):
                     path = posixpath.join(directory, attr.filename)
                     if stat.S_ISDIR(attr.st_mode or 0):
                         subdirs.append(path)
-                    elif stat.S_ISREG(attr.st_mode or 0) and path.startswith(full_query):
+                    elif stat.S_ISREG(attr.st_mode or 0) and path.startswith(path_prefix):
                         mtime = datetime.fromtimestamp(attr.st_mtime) if attr.st_mtime is not None else None
                         results.add(RemotePipelineFile(dest_path=posixpath.relpath(path, self.prefix or "."),
                                                        name=attr.filename, last_modified=mtime, size=attr.st_size))
@@ -602,4 +605,4 @@ class SftpStorageBroker(BaseStorageBroker):
         return results
 
 
-validate_storage_broker = validate_type(BaseStorageBroker)
+validate_storage_broker: Validator = validate_type(BaseStorageBroker)

@@ -61,6 +61,9 @@ __all__ = [
 #: The type of a compiled regular expression.
 Pattern = re.Pattern
 
+#: A callable that returns ``None`` for an acceptable value and raises (TypeError/ValueError) otherwise.
+Validator = Callable[[Any], None]
+
 _EMAIL_REGEX = re.compile(r"^[A-Z0-9_.+-]+@(localhost|[A-Z0-9-]+\.[A-Z0-9-.]+)$", re.IGNORECASE)
 
 
@@ -100,7 +103,7 @@ def discover_entry_points(entry_point_group: str, working_set: Iterable[Any] | N
 # type / value validators
 # ---------------------------------------------------------------------------------------------------------------------
 
-def validate_type(t: type | tuple[type, ...]) -> Callable[[Any], None]:
+def validate_type(t: type | tuple[type, ...]) -> Validator:
     """Return a validator raising :class:`TypeError` unless its argument is an instance of ``t``."""
 
     def validator(o: Any) -> None:
@@ -110,11 +113,11 @@ def validate_type(t: type | tuple[type, ...]) -> Callable[[Any], None]:
     return validator
 
 
-validate_bool = validate_type(bool)
-validate_dict = validate_type(dict)
-validate_int = validate_type(int)
-validate_mapping = validate_type(Mapping)
-validate_string = validate_type(str)
+validate_bool: Validator = validate_type(bool)
+validate_dict: Validator = validate_type(dict)
+validate_int: Validator = validate_type(int)
+validate_mapping: Validator = validate_type(Mapping)
+validate_string: Validator = validate_type(str)
 
 
 def validate_callable(o: Any) -> None:
@@ -134,7 +137,7 @@ def validate_nonstring_iterable(o: Any) -> None:
         raise TypeError(f"object '{o}' must be a non-string iterable")
 
 
-def validate_membership(container: Any) -> Callable[[Any], None]:
+def validate_membership(container: Any) -> Validator:
     """Return a validator checking that a value belongs to ``container``.
 
     When ``container`` is an Enum class (or member), a value that is not an Enum member at all raises
@@ -221,11 +224,8 @@ def ensure_regex_list(o: Any) -> list[Pattern]:
 
 def matches_regexes(input_string: str, include_regexes: Any, exclude_regexes: Any = None) -> bool:
     """True if some include regex matches the start of ``input_string`` and no exclude regex does."""
-    includes = ensure_regex_list(include_regexes)
-    excludes = ensure_regex_list(exclude_regexes)
-    if not any(regex.match(input_string) for regex in includes):
-        return False
-    return not any(regex.match(input_string) for regex in excludes)
+    wanted, unwanted = ensure_regex_list(include_regexes), ensure_regex_list(exclude_regexes)
+    return any(r.match(input_string) for r in wanted) and not any(r.match(input_string) for r in unwanted)
 
 
 def get_regex_subgroups_from_string(string: str, regex: str | Pattern) -> dict[str, Any]:
