@@ -217,7 +217,7 @@ def fetch(obj: LandingObject, dest_dir: str | os.PathLike[str], *, s3_client: An
             if obj.is_s3:
                 _download_s3(obj, handle, s3_client)
             else:
-                _copy_local(obj, handle)
+                _copy_local(obj, handle, partial)
         if not obj.is_s3 and obj.path:
             shutil.copystat(obj.path, partial)
         os.replace(partial, target)
@@ -250,16 +250,39 @@ def _download_s3(obj: LandingObject, handle: Any, s3_client: Any) -> None:
         body.close()
 
 
-def _copy_local(obj: LandingObject, handle: Any) -> None:
+def _stat_unchanged(obj: LandingObject) -> bool:
+    """True when the local file still has the size and modification time it was listed with.
+
+    A changed file almost always changes one of them; only then is the (costlier) checksum compared.
+    """
     assert obj.path is not None
+    try:
+        stat = os.stat(obj.path)
+    except FileNotFoundError:
+        return False
+    return stat.st_size == obj.size and datetime.fromtimestamp(stat.st_mtime, tz=UTC) == obj.last_modified
+
+
+def _copy_local(obj: LandingObject, handle: Any, copy_path: str) -> None:
+    assert obj.path is not None
+    unchanged_before = _stat_unchanged(obj)
     digest = hashlib.sha256()
     try:
         with open(obj.path, "rb") as source:
             while chunk := source.read(_CHUNK):
-                digest.update(chunk)
+                if not unchanged_before:
+                    digest.update(chunk)
                 handle.write(chunk)
     except FileNotFoundError as exc:
         raise LandingObjectChangedError(f"{obj.uri}: the landing file disappeared") from exc
+    if unchanged_before and _stat_unchanged(obj):
+        return
+    if unchanged_before:  # changed while we copied: compare the content we have
+        handle.flush()
+        digest = hashlib.sha256()
+        with open(copy_path, "rb") as copied:
+            while chunk := copied.read(_CHUNK):
+                digest.update(chunk)
     if f"sha256:{digest.hexdigest()}" != obj.fingerprint:
         raise LandingObjectChangedError(f"{obj.uri}: content changed since it was listed")
 
@@ -288,6 +311,9 @@ def remove_landing(obj: LandingObject, *, s3_client: Any = None) -> bool:
 
     assert obj.path is not None
     path = Path(obj.path)
+    if _stat_unchanged(obj):
+        path.unlink(missing_ok=True)
+        return True
     try:
         current = file_fingerprint(path)
     except FileNotFoundError:

@@ -19,7 +19,7 @@ from aodncore.util.fileops import (
     is_tiff_file,
     is_zip_file,
 )
-from aodncore.util.misc import is_valid_email_address, validate_membership, validate_type
+from aodncore.util.misc import Validator, is_valid_email_address, validate_membership, validate_type
 
 __all__ = [
     "CheckResult",
@@ -94,7 +94,7 @@ class NotificationRecipientType(Enum):
 
     def __init__(self, protocol: str, address_validation_function: Callable[[str], Any], error_string: str) -> None:
         self._protocol = protocol
-        self._address_validation_function = address_validation_function
+        self._is_valid_address = address_validation_function
         self._error_string = error_string
 
     @property
@@ -103,7 +103,7 @@ class NotificationRecipientType(Enum):
 
     @property
     def address_validation_function(self) -> Callable[[str], Any]:
-        return self._address_validation_function
+        return self._is_valid_address
 
     @property
     def error_string(self) -> str:
@@ -189,6 +189,18 @@ class PipelineFileCheckType(Enum):
         return {member for member in cls if member not in (cls.UNSET, cls.NO_ACTION)}
 
 
+#: first two publish flags: which kind of file a publish type applies to
+_FOR_ADDITIONS = (True, False)
+_FOR_DELETIONS = (False, True)
+_FOR_EITHER = (True, True)
+
+
+def _publish_flags(applies_to: tuple[bool, bool], archive: bool = False, store: bool = False,
+                   harvest: bool = False) -> tuple[bool, ...]:
+    """The ``(addition, deletion, archive, store, harvest)`` flag tuple of a publish type."""
+    return (*applies_to, archive, store, harvest)
+
+
 class PipelineFilePublishType(Enum):
     """What publishing does with a file.
 
@@ -197,16 +209,16 @@ class PipelineFilePublishType(Enum):
     """
 
     UNSET = (None, None, None, None, None)
-    NO_ACTION = (True, True, False, False, False)
-    ARCHIVE_ONLY = (True, False, True, False, False)
-    UPLOAD_ONLY = (True, False, False, True, False)
-    HARVEST_ONLY = (True, False, False, False, True)
-    HARVEST_ARCHIVE = (True, False, True, False, True)
-    HARVEST_UPLOAD = (True, False, False, True, True)
-    HARVEST_ARCHIVE_UPLOAD = (True, False, True, True, True)
-    UNHARVEST_ONLY = (False, True, False, False, True)
-    DELETE_ONLY = (False, True, False, True, False)
-    DELETE_UNHARVEST = (False, True, False, True, True)
+    NO_ACTION = _publish_flags(_FOR_EITHER)
+    ARCHIVE_ONLY = _publish_flags(_FOR_ADDITIONS, archive=True)
+    UPLOAD_ONLY = _publish_flags(_FOR_ADDITIONS, store=True)
+    HARVEST_ONLY = _publish_flags(_FOR_ADDITIONS, harvest=True)
+    HARVEST_ARCHIVE = _publish_flags(_FOR_ADDITIONS, archive=True, harvest=True)
+    HARVEST_UPLOAD = _publish_flags(_FOR_ADDITIONS, store=True, harvest=True)
+    HARVEST_ARCHIVE_UPLOAD = _publish_flags(_FOR_ADDITIONS, archive=True, store=True, harvest=True)
+    UNHARVEST_ONLY = _publish_flags(_FOR_DELETIONS, harvest=True)
+    DELETE_ONLY = _publish_flags(_FOR_DELETIONS, store=True)
+    DELETE_UNHARVEST = _publish_flags(_FOR_DELETIONS, store=True, harvest=True)
 
     @property
     def is_addition_type(self) -> bool | None:
@@ -242,11 +254,11 @@ class PipelineFilePublishType(Enum):
         return {member for member in cls if member.is_deletion_type}
 
 
-validate_checkresult = validate_type(CheckResult)
-validate_checktype = validate_membership(PipelineFileCheckType)
-validate_settable_checktype = validate_membership(PipelineFileCheckType.all_settable_types)
-validate_checkable_checktype = validate_membership(PipelineFileCheckType.all_checkable_types)
-validate_publishtype = validate_membership(PipelineFilePublishType)
-validate_addition_publishtype = validate_membership(PipelineFilePublishType.all_addition_types)
-validate_deletion_publishtype = validate_membership(PipelineFilePublishType.all_deletion_types)
-validate_recipienttype = validate_membership(NotificationRecipientType)
+validate_checkresult: Validator = validate_type(CheckResult)
+validate_checktype: Validator = validate_membership(PipelineFileCheckType)
+validate_settable_checktype: Validator = validate_membership(PipelineFileCheckType.all_settable_types)
+validate_checkable_checktype: Validator = validate_membership(PipelineFileCheckType.all_checkable_types)
+validate_publishtype: Validator = validate_membership(PipelineFilePublishType)
+validate_addition_publishtype: Validator = validate_membership(PipelineFilePublishType.all_addition_types)
+validate_deletion_publishtype: Validator = validate_membership(PipelineFilePublishType.all_deletion_types)
+validate_recipienttype: Validator = validate_membership(NotificationRecipientType)

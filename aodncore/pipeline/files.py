@@ -31,6 +31,7 @@ from aodncore.pipeline.exceptions import (
 from aodncore.util.external import IndexedSet
 from aodncore.util.fileops import get_file_checksum, rm_f
 from aodncore.util.misc import (
+    Validator,
     ensure_regex_list,
     format_exception,
     iter_public_attributes,
@@ -79,12 +80,9 @@ class PipelineFileBase(abc.ABC):
         self._set_type_from_local_path()
 
     def _set_type_from_local_path(self) -> None:
-        if self._local_path:
-            self._extension: str | None = os.path.splitext(self._local_path)[1]
-            self.file_type = FileType.get_type_from_extension(self._extension)
-        else:
-            self._extension = None
-            self.file_type = FileType.UNKNOWN
+        suffix = os.path.splitext(self._local_path)[1] if self._local_path else None
+        self._extension: str | None = suffix
+        self.file_type = FileType.UNKNOWN if suffix is None else FileType.get_type_from_extension(suffix)
 
     @abc.abstractmethod
     def _key(self) -> tuple:
@@ -129,13 +127,15 @@ class PipelineFileBase(abc.ABC):
     @property
     def file_checksum(self) -> str | None:
         """SHA-256 hex digest of the local file, computed on first access and cached."""
-        if self._file_checksum is None:
-            try:
-                self._file_checksum = get_file_checksum(self._local_path)
-            except OSError as e:
-                raise MissingFileError(f"failed to determine checksum for RemoteFile '{self._local_path}'. "
-                                       f"{format_exception(e)}") from e
-        return self._file_checksum
+        if self._file_checksum is not None:
+            return self._file_checksum
+        try:
+            digest = get_file_checksum(self._local_path)
+        except OSError as e:
+            raise MissingFileError(f"failed to determine checksum for RemoteFile '{self._local_path}'. "
+                                   f"{format_exception(e)}") from e
+        self._file_checksum = digest
+        return digest
 
 
 class RemotePipelineFile(PipelineFileBase):
@@ -150,7 +150,7 @@ class RemotePipelineFile(PipelineFileBase):
     def __init__(self, dest_path: str, local_path: str | None = None, name: str | None = None,
                  last_modified: datetime | None = None, size: int | None = None) -> None:
         super().__init__(local_path, dest_path)
-        self._name = name if name is not None else os.path.basename(dest_path)
+        self._name = os.path.basename(dest_path) if name is None else name
         self._last_modified = last_modified
         self._size = size
 
@@ -241,15 +241,15 @@ class PipelineFile(PipelineFileBase):
         super().__init__(local_path, dest_path)
         validate_bool(is_deletion)
         validate_bool(late_deletion)
-        self._name = name if name is not None else os.path.basename(local_path)
+        self._name = os.path.basename(local_path) if name is None else name
         self._archive_path = archive_path
         self._is_deletion = is_deletion
         self._late_deletion = late_deletion
 
         self._file_update_callback: Callable[..., Any] | None = None
         self._check_result: CheckResult | None = None
-        self._check_type = PipelineFileCheckType.UNSET
-        self._publish_type = PipelineFilePublishType.UNSET
+        self._check_type: PipelineFileCheckType = PipelineFileCheckType.UNSET
+        self._publish_type: PipelineFilePublishType = PipelineFilePublishType.UNSET
         self._mime_type: str | None = None
 
         self._is_archived = False
@@ -265,12 +265,12 @@ class PipelineFile(PipelineFileBase):
         self._should_store = False
         self._should_undo = False
 
-        if file_update_callback is not None:
-            self.file_update_callback = file_update_callback
-        if check_type is not None:
-            self.check_type = check_type
-        if publish_type is not None:
-            self.publish_type = publish_type
+        # optional settings go through their validating setters
+        optional = {"file_update_callback": file_update_callback, "check_type": check_type,
+                    "publish_type": publish_type}
+        for attribute, value in optional.items():
+            if value is not None:
+                setattr(self, attribute, value)
 
     def _key(self) -> tuple:
         return self._name, self._local_path, self.file_checksum
@@ -282,9 +282,14 @@ class PipelineFile(PipelineFileBase):
                                 check_type: PipelineFileCheckType | None = None,
                                 publish_type: PipelineFilePublishType | None = None) -> PipelineFile:
         """Build a :class:`PipelineFile` from a :class:`RemotePipelineFile` (its local path and dest path)."""
-        return cls(remote_pipeline_file.local_path, name=name or remote_pipeline_file.name,
-                   dest_path=remote_pipeline_file.dest_path, is_deletion=is_deletion, late_deletion=late_deletion,
-                   file_update_callback=file_update_callback, check_type=check_type, publish_type=publish_type)
+        return cls(remote_pipeline_file.local_path,
+                   name=name or remote_pipeline_file.name,
+                   dest_path=remote_pipeline_file.dest_path,
+                   is_deletion=is_deletion,
+                   late_deletion=late_deletion,
+                   file_update_callback=file_update_callback,
+                   check_type=check_type,
+                   publish_type=publish_type)
 
     def _post_property_update(self, properties: dict[str, Any]) -> None:
         callback = self._file_update_callback
@@ -559,7 +564,7 @@ class PipelineFile(PipelineFileBase):
 
     @property
     def pending_undo(self) -> bool:
-        return self.pending_harvest_undo or self.pending_store_undo
+        return self.pending_store_undo or self.pending_harvest_undo
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -581,9 +586,8 @@ class PipelineFileCollectionBase(MutableSet, abc.ABC):
         self._s: IndexedSet = IndexedSet()
         if data is None:
             return
-        if isinstance(data, (self.member_class, str)):
-            data = [data]
-        for element in data:
+        elements = [data] if isinstance(data, (self.member_class, str)) else data
+        for element in elements:
             self.add(element, validate_unique=validate_unique)
 
     # -- subclass hooks ----------------------------------------------------------------------------------------------
@@ -671,10 +675,10 @@ class PipelineFileCollectionBase(MutableSet, abc.ABC):
             self._s.remove(pipeline_file)
 
         if validate_unique:
-            for attribute in self.unique_attributes:
-                value = getattr(pipeline_file, attribute)
+            candidate_values = {name: getattr(pipeline_file, name) for name in self.unique_attributes}
+            for name, value in candidate_values.items():
                 if value is not None:
-                    self.validate_unique_attribute_value(attribute, value)
+                    self.validate_unique_attribute_value(name, value)
 
         self._s.add(pipeline_file)
         return True
@@ -833,21 +837,10 @@ class PipelineFileCollectionBase(MutableSet, abc.ABC):
 class PipelineFileCollection(PipelineFileCollectionBase):
     """Ordered set of :class:`PipelineFile` objects; path strings are looked up by ``src_path``."""
 
-    @property
-    def member_class(self) -> type:
-        return PipelineFile
-
-    @property
-    def member_validator(self) -> Callable[[Any], None]:
-        return validate_pipelinefile_or_string
-
-    @property
-    def member_from_string_method(self) -> Callable[[str], Any]:
-        return self.get_pipelinefile_from_src_path
-
-    @property
-    def unique_attributes(self) -> tuple[str, ...]:
-        return "archive_path", "dest_path"
+    member_class = property(lambda self: PipelineFile)
+    member_validator = property(lambda self: validate_pipelinefile_or_string)
+    member_from_string_method = property(lambda self: self.get_pipelinefile_from_src_path)
+    unique_attributes = property(lambda self: ("archive_path", "dest_path"))
 
     @classmethod
     def from_remotepipelinefilecollection(cls, remote_collection: RemotePipelineFileCollection,
@@ -951,21 +944,10 @@ class PipelineFileCollection(PipelineFileCollectionBase):
 class RemotePipelineFileCollection(PipelineFileCollectionBase):
     """Ordered set of :class:`RemotePipelineFile` objects; strings are looked up by ``dest_path``."""
 
-    @property
-    def member_class(self) -> type:
-        return RemotePipelineFile
-
-    @property
-    def member_validator(self) -> Callable[[Any], None]:
-        return validate_remotepipelinefile_or_string
-
-    @property
-    def member_from_string_method(self) -> Callable[[str], Any]:
-        return self.get_pipelinefile_from_dest_path
-
-    @property
-    def unique_attributes(self) -> tuple[str, ...]:
-        return "local_path", "dest_path"
+    member_class = property(lambda self: RemotePipelineFile)
+    member_validator = property(lambda self: validate_remotepipelinefile_or_string)
+    member_from_string_method = property(lambda self: self.get_pipelinefile_from_dest_path)
+    unique_attributes = property(lambda self: ("local_path", "dest_path"))
 
     def _member_from_string(self, value: str, **kwargs: Any) -> RemotePipelineFile:
         return RemotePipelineFile(dest_path=value, **kwargs)
@@ -990,23 +972,29 @@ class RemotePipelineFileCollection(PipelineFileCollectionBase):
 # validators and helpers
 # ---------------------------------------------------------------------------------------------------------------------
 
-validate_pipelinefilecollection = validate_type(PipelineFileCollection)
-validate_pipelinefile_or_string = validate_type((PipelineFile, str))
-validate_pipelinefile_or_pipelinefilecollection = validate_type((PipelineFile, PipelineFileCollection))
-validate_remotepipelinefilecollection = validate_type(RemotePipelineFileCollection)
-validate_remotepipelinefile_or_string = validate_type((RemotePipelineFile, str))
-validate_remotepipelinefile_or_remotepipelinefilecollection = validate_type(
+validate_pipelinefilecollection: Validator = validate_type(PipelineFileCollection)
+validate_pipelinefile_or_string: Validator = validate_type((PipelineFile, str))
+validate_pipelinefile_or_pipelinefilecollection: Validator = validate_type((PipelineFile, PipelineFileCollection))
+validate_remotepipelinefilecollection: Validator = validate_type(RemotePipelineFileCollection)
+validate_remotepipelinefile_or_string: Validator = validate_type((RemotePipelineFile, str))
+validate_remotepipelinefile_or_remotepipelinefilecollection: Validator = validate_type(
     (RemotePipelineFile, RemotePipelineFileCollection))
+
+
+def _as_collection(o: Any, collection_class: type, validator: Validator) -> Any:
+    """Validate ``o`` and wrap a single file in a new ``collection_class``; a collection is returned as is."""
+    validator(o)
+    if isinstance(o, collection_class):
+        return o
+    return collection_class(o)
 
 
 def ensure_pipelinefilecollection(o: PipelineFile | PipelineFileCollection) -> PipelineFileCollection:
     """Return ``o`` if it is a collection, else a one-element collection holding it."""
-    validate_pipelinefile_or_pipelinefilecollection(o)
-    return o if isinstance(o, PipelineFileCollection) else PipelineFileCollection(o)
+    return _as_collection(o, PipelineFileCollection, validate_pipelinefile_or_pipelinefilecollection)
 
 
 def ensure_remotepipelinefilecollection(o: RemotePipelineFile | RemotePipelineFileCollection
                                         ) -> RemotePipelineFileCollection:
     """Return ``o`` if it is a remote collection, else a one-element collection holding it."""
-    validate_remotepipelinefile_or_remotepipelinefilecollection(o)
-    return o if isinstance(o, RemotePipelineFileCollection) else RemotePipelineFileCollection(o)
+    return _as_collection(o, RemotePipelineFileCollection, validate_remotepipelinefile_or_remotepipelinefilecollection)

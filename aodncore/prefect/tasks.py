@@ -166,7 +166,10 @@ def ingest_batch_task(
     outcomes = []
     for obj in objects:
         outcome = pool.ingest(obj) if pool is not None else ingest_object(obj, settings)
-        level = logging.INFO if outcome.ok else logging.WARNING
-        logger.log(level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else "")
+        if not outcome.ok or outcome.status != "published":
+            level = logging.INFO if outcome.ok else logging.WARNING
+            logger.log(level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else "")
         outcomes.append(outcome)
+    published = sum(1 for outcome in outcomes if outcome.status == "published")
+    logger.info("batch %s: %d of %d landing object(s) published", batch_label, published, len(outcomes))
     return outcomes

@@ -48,22 +48,23 @@ _REPORT_SUFFIXES = {"text": ".txt", "html": ".html", "json": ".json", "json_new"
 
 def get_check_runner(config: Any, logger: Any, check_params: dict | None = None) -> CheckRunnerAdapter:
     """Return the runner that dispatches each file to the check its ``check_type`` asks for."""
-    return CheckRunnerAdapter(config, logger, check_params)
+    return CheckRunnerAdapter(config, logger, check_params=check_params)
 
 
 def get_child_check_runner(check_type: PipelineFileCheckType, config: Any, logger: Any,
                            check_params: dict | None = None) -> BaseCheckRunner:
     """Return the runner for one check type (``InvalidCheckTypeError`` for ``UNSET``/``NO_ACTION``)."""
     validate_checktype(check_type)
-    if check_type is PipelineFileCheckType.NC_COMPLIANCE_CHECK:
-        return ComplianceCheckerCheckRunner(config, logger, check_params)
-    if check_type is PipelineFileCheckType.FORMAT_CHECK:
-        return FormatCheckRunner(config, logger)
-    if check_type is PipelineFileCheckType.NONEMPTY_CHECK:
-        return NonEmptyCheckRunner(config, logger)
-    if check_type is PipelineFileCheckType.TABLE_SCHEMA_CHECK:
-        return TableSchemaCheckRunner(config, logger)
-    raise InvalidCheckTypeError(f"invalid check type: '{check_type.name}'")
+    parameterless_runners = {
+        PipelineFileCheckType.FORMAT_CHECK: FormatCheckRunner,
+        PipelineFileCheckType.NONEMPTY_CHECK: NonEmptyCheckRunner,
+        PipelineFileCheckType.TABLE_SCHEMA_CHECK: TableSchemaCheckRunner,
+    }
+    if check_type in parameterless_runners:
+        return parameterless_runners[check_type](config, logger)
+    if check_type is not PipelineFileCheckType.NC_COMPLIANCE_CHECK:
+        raise InvalidCheckTypeError(f"invalid check type: '{check_type.name}'")
+    return ComplianceCheckerCheckRunner(config, logger, check_params=check_params)
 
 
 class BaseCheckRunner(BaseStepRunner):

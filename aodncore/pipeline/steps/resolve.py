@@ -63,29 +63,24 @@ TableRowErrorDetails = namedtuple("TableRowErrorDetails", ["exc", "row_number", 
 def get_resolve_runner(input_file: str, output_dir: str, config: Any, logger: Any,
                        resolve_params: dict | None = None) -> BaseResolveRunner:
     """Return the resolve runner suited to ``input_file``, chosen from its extension."""
-    file_type = FileType.get_type_from_name(input_file)
-    params = resolve_params or {}
+    kind = FileType.get_type_from_name(input_file)
+    if kind is FileType.DELETE_MANIFEST and not (resolve_params or {}).get("allow_delete_manifests"):
+        raise InvalidFileFormatError("delete_manifests are not enabled for this pipeline")
 
-    if file_type is FileType.ZIP:
-        return ZipFileResolveRunner(input_file, output_dir, config, logger)
-    if file_type is FileType.GZIP:
-        return GzipFileResolveRunner(input_file, output_dir, config, logger)
-    if file_type is FileType.DELETE_MANIFEST:
-        if not params.get("allow_delete_manifests"):
-            raise InvalidFileFormatError("delete_manifests are not enabled for this pipeline")
-        return DeleteManifestResolveRunner(input_file, output_dir, config, logger, resolve_params)
-
+    # manifests take the resolve parameters (relative_path_root...), the other runners do not
     manifest_runners = {
         FileType.SIMPLE_MANIFEST: SimpleManifestResolveRunner,
         FileType.JSON_MANIFEST: JsonManifestResolveRunner,
         FileType.MAP_MANIFEST: MapManifestResolveRunner,
         FileType.RSYNC_MANIFEST: RsyncManifestResolveRunner,
         FileType.DIR_MANIFEST: DirManifestResolveRunner,
+        FileType.DELETE_MANIFEST: DeleteManifestResolveRunner,
     }
-    runner_class = manifest_runners.get(file_type)
-    if runner_class is not None:
-        return runner_class(input_file, output_dir, config, logger, resolve_params)
-    return SingleFileResolveRunner(input_file, output_dir, config, logger)
+    if kind in manifest_runners:
+        return manifest_runners[kind](input_file, output_dir, config, logger, resolve_params)
+    archive_runners = {FileType.ZIP: ZipFileResolveRunner, FileType.GZIP: GzipFileResolveRunner}
+    plain_runner = archive_runners.get(kind, SingleFileResolveRunner)
+    return plain_runner(input_file, output_dir, config, logger)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,14 +141,14 @@ def _local_copy(input_file: str, output_dir: str) -> Iterator[str]:
 # base classes
 # ----------------------------------------------------------------------------------------------------------------
 
-class BaseResolveRunner(BaseStepRunner, metaclass=abc.ABCMeta):
+class BaseResolveRunner(BaseStepRunner, abc.ABC):
     """Base of all resolve runners: knows the input file and the directory files are placed in."""
 
     def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any) -> None:
         super().__init__(config, logger)
         self.input_file = input_file
         self.output_dir = output_dir
-        self._collection = PipelineFileCollection()
+        self._collection: PipelineFileCollection = PipelineFileCollection()
 
     @abc.abstractmethod
     def run(self) -> PipelineFileCollection:
@@ -172,7 +167,7 @@ class BaseManifestResolveRunner(BaseResolveRunner):
 
     def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
                  resolve_params: dict | None = None) -> None:
-        super().__init__(input_file, output_dir, config, logger)
+        super().__init__(input_file, output_dir, config=config, logger=logger)
         params = resolve_params or {}
         if "relative_path_root" in params:
             self.relative_path_root = params["relative_path_root"]
@@ -250,7 +245,8 @@ class BaseCsvManifestResolveRunner(BaseManifestResolveRunner):
 
     def _exc_handler(self, exc: Exception, row_number: int | None = None, row_data: Any = None,
                      error_data: Any = None) -> None:
-        self.errors.append(TableRowErrorDetails(exc, row_number, row_data, error_data))
+        details = TableRowErrorDetails(exc=exc, row_number=row_number, row_data=row_data, error_data=error_data)
+        self.errors.append(details)
 
     @staticmethod
     def _format_error(details: TableRowErrorDetails) -> str:
@@ -520,20 +516,18 @@ class RsyncManifestResolveRunner(BaseManifestResolveRunner):
     def classify_line(cls, line: str) -> RsyncManifestLine:
         """Classify one line of rsync output."""
         if line == cls.HEADER_LINE:
-            return RsyncManifestLine(None, RsyncLineType.HEADER)
-        match = cls.RECORD_PATTERN.match(line)
-        if match is None:
-            return RsyncManifestLine(None, RsyncLineType.INVALID)
-        operation, path = match.group("operation"), match.group("path")
-        if cls.FILE_ADD_PATTERN.match(operation):
-            line_type = RsyncLineType.FILE_ADD
-        elif cls.DIR_ADD_PATTERN.match(operation):
-            line_type = RsyncLineType.DIRECTORY_ADD
-        elif cls.DELETE_PATTERN.match(operation):
-            line_type = RsyncLineType.DIRECTORY_DELETE if path.endswith("/") else RsyncLineType.FILE_DELETE
-        else:
-            line_type = RsyncLineType.INVALID
-        return RsyncManifestLine(path, line_type)
+            return RsyncManifestLine(path=None, type_=RsyncLineType.HEADER)
+        record = cls.RECORD_PATTERN.match(line)
+        if record is None:
+            return RsyncManifestLine(path=None, type_=RsyncLineType.INVALID)
+        operation, path = record.group("operation", "path")
+        if cls.DELETE_PATTERN.match(operation):
+            # rsync marks deleted directories with a trailing slash
+            deleted = RsyncLineType.DIRECTORY_DELETE if path.endswith("/") else RsyncLineType.FILE_DELETE
+            return RsyncManifestLine(path, deleted)
+        additions = ((cls.FILE_ADD_PATTERN, RsyncLineType.FILE_ADD), (cls.DIR_ADD_PATTERN, RsyncLineType.DIRECTORY_ADD))
+        added = next((kind for pattern, kind in additions if pattern.match(operation)), RsyncLineType.INVALID)
+        return RsyncManifestLine(path, added)
 
     def run(self) -> PipelineFileCollection:
         for number, raw_line in enumerate(self._read_lines(), start=1):
@@ -544,9 +538,6 @@ class RsyncManifestResolveRunner(BaseManifestResolveRunner):
             if _has_parent_reference(record.path):
                 raise InvalidFileFormatError(f"{self._where(location)}: path '{record.path}' must not contain "
                                              f"'..' components")
-            abs_path = self.get_abs_path(record.path)
-            if record.type is RsyncLineType.FILE_ADD:
-                self._add(location, abs_path)
-            else:
-                self._add(location, abs_path, is_deletion=True)
+            is_deletion = record.type is RsyncLineType.FILE_DELETE
+            self._add(location, self.get_abs_path(record.path), is_deletion=is_deletion)
         return self._collection
