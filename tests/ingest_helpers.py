@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aodncore.pipeline import HandlerBase
 from aodncore.pipeline.imoshandler import ImosGenericHandler
 
 IMOS_DIR = Path(__file__).parent / "data" / "imos"
@@ -111,3 +112,31 @@ class EnvEchoHandler(ImosGenericHandler):
         import os
 
         raise RuntimeError(f"{ENV_MARKER}={os.environ.get(ENV_MARKER)}")
+
+
+class ClassicStyleHandler(HandlerBase):
+    """A dataset handler as classic client packages write them: hooks, a ``dest_path`` method, a product file."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("harvest_type", None)
+        super().__init__(*args, **kwargs)
+        from aodncore.pipeline import PipelineFilePublishType
+
+        self.default_addition_publish_type = PipelineFilePublishType.UPLOAD_ONLY
+        self.allowed_extensions = [".nc", ".zip"]
+
+    @staticmethod
+    def dest_path(path):
+        return f"CLASSIC/{os.path.basename(path)}"
+
+    def preprocess(self):
+        self.logger.info("classic preprocess saw %d file(s)", len(self.file_collection))
+
+    def process(self):
+        from aodncore.pipeline import PipelineFilePublishType
+
+        product = os.path.join(self.products_dir, "summary.txt")
+        with open(product, "w") as handle:
+            handle.write("\n".join(sorted(f.name for f in self.file_collection)) + "\n")
+        self.add_to_collection(product, publish_type=PipelineFilePublishType.UPLOAD_ONLY,
+                               dest_path=f"CLASSIC/products/{self.file_basename}.summary.txt")

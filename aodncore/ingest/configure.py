@@ -16,7 +16,14 @@ from aodncore.ingest.runner import IngestSettings
 from aodncore.pipeline.exceptions import InvalidHandlerError
 from aodncore.util.misc import discover_entry_points
 
-__all__ = ["DEFAULT_HANDLER", "LEDGER_FILE_NAME", "build_settings", "load_config", "load_handler_class"]
+__all__ = [
+    "DEFAULT_HANDLER",
+    "LEDGER_FILE_NAME",
+    "apply_s3_endpoint",
+    "build_settings",
+    "load_config",
+    "load_handler_class",
+]
 
 DEFAULT_HANDLER = "aodncore.pipeline.imoshandler:ImosGenericHandler"
 HANDLERS_GROUP = "pipeline.handlers"
@@ -83,6 +90,18 @@ def load_config(
     return default_config(base_dir, {"global": overrides} if overrides else None)
 
 
+def apply_s3_endpoint(config: Any) -> str | None:
+    """Use ``global.s3_endpoint_url`` of the config for every S3 client, unless ``AWS_ENDPOINT_URL`` is set.
+
+    The standard ``AWS_ENDPOINT_URL`` variable wins, so one configuration works against AWS and a local
+    S3-compatible store alike. Returns the endpoint in force (``None`` for AWS itself).
+    """
+    configured = config.pipeline_config["global"].get("s3_endpoint_url")
+    if configured and not os.environ.get("AWS_ENDPOINT_URL"):
+        os.environ["AWS_ENDPOINT_URL"] = configured
+    return os.environ.get("AWS_ENDPOINT_URL")
+
+
 def _ledger_path(config: Any, base_dir: str | None) -> str:
     tmp_dir = config.pipeline_config["global"].get("tmp_dir")
     root = Path(base_dir) if base_dir else Path(tmp_dir).parent if tmp_dir else Path.cwd()
@@ -108,6 +127,7 @@ def build_settings(
     ``checks`` (e.g. ``['cf:1.6', 'imos:1.4']``) become the handler's ``check_params['checks']``.
     """
     config = load_config(config_file, base_dir, upload_uri=upload_uri, archive_uri=archive_uri, error_uri=error_uri)
+    apply_s3_endpoint(config)
     handler_class = load_handler_class(handler, config)
     handler_kwargs = dict(handler_params or {})
     if checks:

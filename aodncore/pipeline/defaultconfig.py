@@ -29,6 +29,7 @@ from aodncore.pipeline.configlib import (
     load_trigger_config,
     load_watch_config,
 )
+from aodncore.pipeline.log import BASIC_LOG_FORMAT
 from aodncore.pipeline.schema import validate_pipeline_config
 from aodncore.util.misc import WriteOnceOrderedDict
 
@@ -37,7 +38,7 @@ __all__ = ["DEFAULT_BASE_DIR", "DEFAULT_PLUGGABLE", "default_config", "default_p
 DEFAULT_BASE_DIR = "aodn-data"
 """Base directory used when none is given (relative to the current working directory)."""
 
-DEFAULT_LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+DEFAULT_LOG_FORMAT = BASIC_LOG_FORMAT
 
 DEFAULT_PLUGGABLE: dict[str, str] = {
     "handlers_group": "pipeline.handlers",

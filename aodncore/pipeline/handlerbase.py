@@ -29,8 +29,8 @@ from aodncore.pipeline.exceptions import (
     InvalidInputFileError,
     PipelineProcessingError,
 )
-from aodncore.pipeline.files import PipelineFile, PipelineFileCollection
-from aodncore.pipeline.log import LIBRARY_LOGGERS, SYSINFO, get_pipeline_logger
+from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, validate_pipelinefile_or_string
+from aodncore.pipeline.log import BASIC_LOG_FORMAT, LIBRARY_LOGGERS, SYSINFO, get_pipeline_logger
 from aodncore.pipeline.schema import (
     validate_check_params,
     validate_custom_params,
@@ -49,7 +49,7 @@ from aodncore.util.misc import matches_regexes, validate_relative_path_attr
 
 __all__ = ["HandlerBase"]
 
-FALLBACK_LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+FALLBACK_LOG_FORMAT = BASIC_LOG_FORMAT
 FALLBACK_LOG_LEVEL = SYSINFO
 FALLBACK_LOGGER_NAME = "aodncore.handler"
 NO_PIPELINE = "NO_PIPELINE"
@@ -76,6 +76,27 @@ _PARAM_VALIDATORS = (
     ("notify_params", validate_notify_params),
     ("resolve_params", validate_resolve_params),
 )
+
+
+_DEFAULT_ADDITION_TYPE = PipelineFilePublishType.HARVEST_UPLOAD
+_DEFAULT_DELETION_TYPE = PipelineFilePublishType.DELETE_UNHARVEST
+
+
+def _checked_publish_type(publish_type: PipelineFilePublishType) -> PipelineFilePublishType:
+    validate_publishtype(publish_type)
+    return publish_type
+
+
+def _converting_property(attribute: str, convert: Callable[[Any], Any], doc: str) -> property:
+    """A read/write property stored in ``attribute``; assigned values pass through ``convert`` (which may raise)."""
+
+    def getter(self: Any) -> Any:
+        return getattr(self, attribute)
+
+    def setter(self: Any, value: Any) -> None:
+        setattr(self, attribute, convert(value))
+
+    return property(getter, setter, doc=doc)
 
 
 def _transition(trigger: str, source: Any, dest: str, before: str) -> dict[str, Any]:
@@ -151,34 +172,40 @@ class HandlerBase:
         upload_path: str | None = None,
         resolve_params: dict | None = None,
     ) -> None:
-        self.input_file = input_file
-        self.allowed_archive_path_regexes = allowed_archive_path_regexes
-        self.allowed_dest_path_regexes = allowed_dest_path_regexes
-        self.allowed_extensions = allowed_extensions
-        self.allowed_regexes = allowed_regexes
-        self.archive_input_file = archive_input_file
-        self.archive_path_function = archive_path_function
-        self.celery_task = celery_task
-        self.check_params = check_params
-        self.config = config
-        self.custom_params = custom_params
-        self.dest_path_function = dest_path_function
-        self.error_cleanup_regexes = error_cleanup_regexes
-        self.exclude_regexes = exclude_regexes
-        self.harvest_params = harvest_params
-        self.harvest_type = harvest_type
-        self.include_regexes = include_regexes
-        self.notify_params = notify_params
-        self.upload_path = upload_path
-        self.resolve_params = resolve_params
+        # every keyword becomes a public attribute of the same name; config and the include/exclude regexes go
+        # through their validating/converting property setters
+        arguments = {
+            "input_file": input_file,
+            "allowed_archive_path_regexes": allowed_archive_path_regexes,
+            "allowed_dest_path_regexes": allowed_dest_path_regexes,
+            "allowed_extensions": allowed_extensions,
+            "allowed_regexes": allowed_regexes,
+            "archive_input_file": archive_input_file,
+            "archive_path_function": archive_path_function,
+            "celery_task": celery_task,
+            "check_params": check_params,
+            "config": config,
+            "custom_params": custom_params,
+            "dest_path_function": dest_path_function,
+            "error_cleanup_regexes": error_cleanup_regexes,
+            "exclude_regexes": exclude_regexes,
+            "harvest_params": harvest_params,
+            "harvest_type": harvest_type,
+            "include_regexes": include_regexes,
+            "notify_params": notify_params,
+            "upload_path": upload_path,
+            "resolve_params": resolve_params,
+        }
+        for name, value in arguments.items():
+            setattr(self, name, value)
 
         self._result = HandlerResult.UNKNOWN
         self._error: BaseException | None = None
         self._error_details: str | None = None
         self._file_collection: PipelineFileCollection | None = None
         self._start_time = datetime.now()
-        self._default_addition_publish_type = PipelineFilePublishType.HARVEST_UPLOAD
-        self._default_deletion_publish_type = PipelineFilePublishType.DELETE_UNHARVEST
+        self._default_addition_publish_type = _DEFAULT_ADDITION_TYPE
+        self._default_deletion_publish_type = _DEFAULT_DELETION_TYPE
         self._notification_results = None
         self._should_notify: list[str] | None = None
         self._handler_run = False
@@ -229,39 +256,14 @@ class HandlerBase:
         validate_lazyconfigmanager(config)
         self._config = config
 
-    @property
-    def include_regexes(self) -> list:
-        return self._include_regexes
-
-    @include_regexes.setter
-    def include_regexes(self, regexes: Any) -> None:
-        self._include_regexes = ensure_regex_list(regexes)
-
-    @property
-    def exclude_regexes(self) -> list:
-        return self._exclude_regexes
-
-    @exclude_regexes.setter
-    def exclude_regexes(self, regexes: Any) -> None:
-        self._exclude_regexes = ensure_regex_list(regexes)
-
-    @property
-    def default_addition_publish_type(self) -> PipelineFilePublishType:
-        return self._default_addition_publish_type
-
-    @default_addition_publish_type.setter
-    def default_addition_publish_type(self, publish_type: PipelineFilePublishType) -> None:
-        validate_publishtype(publish_type)
-        self._default_addition_publish_type = publish_type
-
-    @property
-    def default_deletion_publish_type(self) -> PipelineFilePublishType:
-        return self._default_deletion_publish_type
-
-    @default_deletion_publish_type.setter
-    def default_deletion_publish_type(self, publish_type: PipelineFilePublishType) -> None:
-        validate_publishtype(publish_type)
-        self._default_deletion_publish_type = publish_type
+    include_regexes = _converting_property(
+        "_include_regexes", ensure_regex_list, "Compiled regexes selecting the files given a publish type.")
+    exclude_regexes = _converting_property(
+        "_exclude_regexes", ensure_regex_list, "Compiled regexes excluding files matched by ``include_regexes``.")
+    default_addition_publish_type = _converting_property(
+        "_default_addition_publish_type", _checked_publish_type, "Publish type given to included additions.")
+    default_deletion_publish_type = _converting_property(
+        "_default_deletion_publish_type", _checked_publish_type, "Publish type given to included deletions.")
 
     # -- run state ---------------------------------------------------------------------------------------------------
 
@@ -386,12 +388,12 @@ class HandlerBase:
         from aodncore.pipeline.statequery import StateQuery
         from aodncore.util.wfs import DEFAULT_WFS_VERSION, WfsBroker
 
-        global_config = self.config.pipeline_config["global"]
-        wfs_url = global_config.get("wfs_url")
+        settings = self.config.pipeline_config["global"]
         wfs_broker = None
-        if wfs_url:
-            wfs_broker = WfsBroker(wfs_url, version=global_config.get("wfs_version") or DEFAULT_WFS_VERSION)
-        return StateQuery(storage_broker=self._upload_store_runner.broker, wfs_broker=wfs_broker)
+        if settings.get("wfs_url"):
+            wfs_broker = WfsBroker(settings["wfs_url"], version=settings.get("wfs_version") or DEFAULT_WFS_VERSION)
+        upload_broker = self._upload_store_runner.broker
+        return StateQuery(storage_broker=upload_broker, wfs_broker=wfs_broker)
 
     @cached_property
     def _upload_store_runner(self) -> Any:
@@ -407,9 +409,11 @@ class HandlerBase:
 
     def add_to_collection(self, pipeline_file: PipelineFile | str, **kwargs: Any) -> bool:
         """Add a file (object or path) to the handler's collection, wiring the handler's update callback."""
-        if isinstance(pipeline_file, PipelineFile):
-            pipeline_file.file_update_callback = self._file_update_callback
-        return self.file_collection.add(pipeline_file, file_update_callback=self._file_update_callback, **kwargs)
+        callback = self._file_update_callback
+        validate_pipelinefile_or_string(pipeline_file)
+        if not isinstance(pipeline_file, str):
+            pipeline_file.file_update_callback = callback
+        return self.file_collection.add(pipeline_file, file_update_callback=callback, **kwargs)
 
     def preprocess(self) -> None:
         """Hook run after resolve, before check. Override in subclasses."""
@@ -477,15 +481,17 @@ class HandlerBase:
 
     def _set_input_file_attributes(self) -> None:
         try:
-            self._file_checksum = get_file_checksum(self.input_file)
+            checksum = get_file_checksum(self.input_file)
         except OSError as error:
             self.logger.exception("unable to read input file '%s'", self.input_file)
             raise InvalidInputFileError(error) from error
+        self._file_checksum = checksum
         self._set_input_file_name_attributes()
 
     def _set_input_file_name_attributes(self) -> None:
-        self._file_basename = os.path.basename(self.input_file)
-        self._file_extension = os.path.splitext(self.input_file)[1]
+        basename = os.path.basename(self.input_file)
+        self._file_basename = basename
+        self._file_extension = os.path.splitext(basename)[1]
         self._file_type = FileType.get_type_from_extension(self._file_extension)
         self.logger.sysinfo("get_file_checksum -> '%s'", self._file_checksum)
         self.logger.sysinfo("file_basename -> '%s'", self._file_basename)
@@ -493,10 +499,10 @@ class HandlerBase:
         self.logger.sysinfo("file_type -> %s", self._file_type)
 
     def _check_input_file_name(self) -> None:
-        if self.allowed_extensions and self.file_extension not in self.allowed_extensions:
+        allowed = self.allowed_extensions
+        if allowed and self.file_extension not in allowed:
             raise InvalidFileFormatError(
-                f"input file extension '{self.file_extension}' not in allowed_extensions list: "
-                f"{self.allowed_extensions}"
+                f"input file extension '{self.file_extension}' not in allowed_extensions list: {allowed}"
             )
         if self.allowed_regexes and not matches_regexes(self.file_basename, self.allowed_regexes):
             raise InvalidInputFileError(
@@ -634,12 +640,10 @@ class HandlerBase:
     def _handle_error(self, error: BaseException, system_error: bool = False) -> None:
         self._error = error
         self._result = HandlerResult.ERROR
-        if system_error:
-            self.logger.exception("%s: %s", type(error).__name__, error)
-            self._error_details = traceback.format_exc()
-        else:
-            self.logger.error("%s: %s", type(error).__name__, error)
-            self._error_details = str(error)
+        # system errors are logged and reported with their traceback, processing errors as one line
+        self._error_details = traceback.format_exc() if system_error else str(error)
+        log = self.logger.exception if system_error else self.logger.error
+        log("%s: %s", type(error).__name__, error)
         self._should_notify = phases.recipients_for_error(self.notify_params, error, system_error, self.logger)
         try:
             self._machine.trigger("_trigger_notify_error")
@@ -658,7 +662,7 @@ class HandlerBase:
         if task_logger is not None:
             self._logger = task_logger if hasattr(task_logger, "sysinfo") else _with_sysinfo(task_logger)
         else:
-            logging.basicConfig(level=FALLBACK_LOG_LEVEL, format=FALLBACK_LOG_FORMAT)
+            logging.basicConfig(format=FALLBACK_LOG_FORMAT, level=FALLBACK_LOG_LEVEL)
             self._logger = get_pipeline_logger(
                 FALLBACK_LOGGER_NAME,
                 extra={"celery_task_id": None, "celery_task_name": NO_TASK, "pipeline_name": NO_PIPELINE},

@@ -15,6 +15,9 @@ logging.addLevelName(SYSINFO, "SYSINFO")
 
 LIBRARY_LOGGERS = ("botocore", "paramiko", "s3transfer", "transitions")
 
+#: plain one-line format (no celery fields) shared by the fallback handler logger, the test kit and the defaults
+BASIC_LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+
 
 class PipelineLoggerAdapter(logging.LoggerAdapter):
     """A ``LoggerAdapter`` with a ``sysinfo()`` method; per-call ``extra`` is merged over the adapter's own."""

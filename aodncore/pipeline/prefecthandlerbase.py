@@ -145,11 +145,12 @@ class PrefectHandlerBase(HandlerBase):
         if not (self.archive_input_file and self.is_s3_input):
             super()._archive()
             return
-        archive_input_file, self.archive_input_file = self.archive_input_file, False
+        # the classic archive step would read the landing object through a local path: skip it there
+        requested, self.archive_input_file = self.archive_input_file, False
         try:
             super()._archive()
         finally:
-            self.archive_input_file = archive_input_file
+            self.archive_input_file = requested
         local_copy = PipelineFile(self._ensure_local_input(), file_update_callback=self._file_update_callback)
         preset = self.input_file_object.publish_type
         local_copy.publish_type = preset if preset.is_addition_type else type(preset).ARCHIVE_ONLY

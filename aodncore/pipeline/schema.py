@@ -47,6 +47,7 @@ _GLOBAL_SECTION = _section(
         "optimised_uri": _STRING,
         "opendap_root": _STRING,
         "processing_dir": _STRING,
+        "s3_endpoint_url": _STRING,
         "tmp_dir": _STRING,
         "upload_uri": _STRING,
         "wfs_url": _STRING,

@@ -10,12 +10,12 @@ import unittest
 from contextlib import contextmanager
 from typing import Any
 
-from aodncore.pipeline.log import SYSINFO, get_pipeline_logger
+from aodncore.pipeline.log import BASIC_LOG_FORMAT, SYSINFO, get_pipeline_logger
 from aodncore.testlib.testutil import get_test_config, make_test_file
 
 __all__ = ["BaseTestCase", "TEST_LOG_FORMAT", "TEST_LOG_LEVEL"]
 
-TEST_LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+TEST_LOG_FORMAT = BASIC_LOG_FORMAT
 TEST_LOG_LEVEL = SYSINFO
 
 
@@ -25,7 +25,7 @@ class BaseTestCase(unittest.TestCase):
     def setUp(self) -> None:
         self.maxDiff = 10000
         self.test_logger = get_pipeline_logger("unittest")
-        logging.basicConfig(level=TEST_LOG_LEVEL, format=TEST_LOG_FORMAT)
+        logging.basicConfig(format=TEST_LOG_FORMAT, level=TEST_LOG_LEVEL)
 
     def tearDown(self) -> None:
         temp_dir = self.__dict__.get("_temp_dir")
