@@ -44,9 +44,11 @@ def _configuration_errors() -> tuple[type[BaseException], ...]:
         InvalidStoreUrlError,
         MissingConfigFileError,
     )
+    from aodncore.prefect.daskrun import DaskConfigurationError
 
     return (
         UsageError,
+        DaskConfigurationError,
         InvalidCheckSuiteError,
         InvalidConfigError,
         InvalidHandlerError,
@@ -122,9 +124,20 @@ def ingest(
     check: Annotated[
         list[str] | None, typer.Option("--check", help="compliance suite, e.g. cf:1.6 (repeatable)")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, max=16, help="files processed in parallel")] = 4,
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="files processed in parallel (at most 16 unless --dask ADDRESS)")
+    ] = 4,
     keep_landing: Annotated[bool, typer.Option(help="do not remove ingested files from the landing area")] = False,
     reingest: Annotated[bool, typer.Option(help="process files even if the same content was ingested before")] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS|local",
+            help="run on Dask: 'local' starts WORKERS single-threaded worker processes, or the scheduler "
+            "address of an existing cluster (tcp://host:8786; one thread per worker, same PREFECT_API_URL)",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show log lines on the console")] = False,
 ) -> None:
     """Ingest files through the ``ingest-landing`` Prefect flow; print a per-file summary."""
@@ -140,6 +153,11 @@ def ingest(
     from aodncore.ingest.configure import build_settings
 
     try:
+        dask = (dask or "").strip() or None
+        if workers > 16 and dask in (None, "local"):
+            raise UsageError(f"--workers {workers}: at most 16 unless --dask names an existing cluster")
+        if dask is not None:
+            _check_dask_available()
         for source in sources:
             if not source.startswith("s3://") and not os.path.exists(source.removeprefix("file://")):
                 raise UsageError(f"source '{source}' does not exist")
@@ -174,6 +192,7 @@ def ingest(
             workers=workers,
             delete_landing=not keep_landing,
             skip_ingested=not reingest,
+            dask_address=dask,
         ),
     )
     _print_outcomes(outcomes)
@@ -181,6 +200,14 @@ def ingest(
     out.print(", ".join(f"{count} {status}" for status, count in counts.items()) or "no files found")
     if any(o.status in ("quarantined", "failed") for o in outcomes):
         raise typer.Exit(EXIT_REFUSED)
+
+
+def _check_dask_available() -> None:
+    import importlib.util
+
+    for module in ("distributed", "prefect_dask"):
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(f"--dask needs the '{module}' package (pip install 'aodncore[dask]')")
 
 
 def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any]:

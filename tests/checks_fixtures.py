@@ -327,8 +327,8 @@ class Outcome:
 def run_suite(path: Path | str, suite: str, skip_checks: list[str] | None = None) -> Outcome:
     from compliance_checker.runner import CheckSuite
 
-    CheckSuite.load_all_available_checkers()
     cs = CheckSuite()
+    cs.load_all_available_checkers()
     ds = cs.load_dataset(str(path))
     try:
         with warnings.catch_warnings():

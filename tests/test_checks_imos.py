@@ -35,7 +35,8 @@ def write(tmp_path: Path, version: str, mutate: Callable[[FileSpec], object] | N
 
 # ------------------------------------------------------------------------------------------------------ registration
 def test_suites_registered_to_our_classes():
-    CheckSuite.load_all_available_checkers()
+    suite = CheckSuite()
+    suite.load_all_available_checkers()
     assert CheckSuite.checkers["imos:1.3"] is Imos13Check
     assert CheckSuite.checkers["imos:1.4"] is Imos14Check
     assert CheckSuite.checkers["ghrsst:1.0"] is Ghrsst10Check

@@ -59,7 +59,7 @@ class FakeDatabase:
     instances: list[FakeDatabase] = []
     fail_on: str | None = None
 
-    def __init__(self, config, schema_base_path, logger):
+    def __init__(self, config, schema_base_path, logger=None):
         self.config, self.schema_base_path, self.logger = config, schema_base_path, logger
         self.calls: list[tuple[str, str]] = []
         self.status = "initiated"
@@ -120,9 +120,7 @@ def csv_file(tmp_path):
         path = source / name
         if not is_deletion:
             path.write_text("a,b\n1,2\n")
-        pipeline_file = PipelineFile(str(path), dest_path=f"BGC/{name}", is_deletion=is_deletion)
-        pipeline_file.publish_type = publish_type
-        return pipeline_file
+        return PipelineFile(str(path), dest_path=f"BGC/{name}", is_deletion=is_deletion, publish_type=publish_type)
 
     return _make
 
@@ -259,7 +257,7 @@ def test_metadata_updates(monkeypatch, fake_db, harvester_config, csv_file, tmp_
             sessions.append((url, user, password))
 
     class FakeHandler:
-        def __init__(self, conn, session, metadata, logger):
+        def __init__(self, conn, _session, metadata, _logger):
             self.conn, self.metadata = conn, metadata
 
         def run(self):
@@ -402,14 +400,14 @@ def test_geonetwork_connection_error():
 
 def test_metadata_handler_updates_extents(geonetwork_url):
     class Conn:
-        def get_spatial_extent(self, db_schema, table, column, resolution):
-            assert (db_schema, table, column, resolution) == ("bgc", "trip", "geom", 3)
+        def get_spatial_extent(self, *args):
+            assert args == ("bgc", "trip", "geom", 3)
             return '<gml:Polygon gml:id="p1"><gml:exterior>ring</gml:exterior></gml:Polygon>'
 
-        def get_temporal_extent(self, table, column):
+        def get_temporal_extent(self, *_table_and_column):
             return "2020-01-01T00:00:00", "2020-12-31T23:59:59"
 
-        def get_vertical_extent(self, table, column):
+        def get_vertical_extent(self, *_table_and_column):
             return 0.5, 120
 
     metadata = {"uuid": "known-uuid", "spatial": {"table": "trip", "column": "geom", "resolution": 3,

@@ -58,15 +58,9 @@ def test_default_pipeline_config_layout(tmp_path):
     assert config["global"]["admin_recipients"] == []
     assert config["logging"]["log_root"] == f"{base}/logs"
     assert config["mail"]["smtp_server"] == "localhost"
-    assert (
-        config["pluggable"]
-        == DEFAULT_PLUGGABLE
-        == {
-            "handlers_group": "pipeline.handlers",
-            "path_function_group": "pipeline.path_functions",
-            "module_versions_group": "pipeline.module_versions",
-        }
-    )
+    expected_groups = {"handlers_group": "pipeline.handlers", "path_function_group": "pipeline.path_functions",
+                       "module_versions_group": "pipeline.module_versions"}
+    assert config["pluggable"] == DEFAULT_PLUGGABLE == expected_groups
     assert config["templating"]["text_notification_template"] == "notify.txt.j2"
     assert config["templating"]["html_notification_template"] == "notify.html.j2"
 

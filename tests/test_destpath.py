@@ -33,8 +33,7 @@ class FakeHandler:
     """Stands in for HandlerBase: path function parameters plus a config."""
 
     def __init__(self, dest_path_function=None, archive_path_function=None, config=None):
-        self.dest_path_function = dest_path_function
-        self.archive_path_function = archive_path_function
+        self.dest_path_function, self.archive_path_function = dest_path_function, archive_path_function
         self.config = config if config is not None else make_config()
 
 

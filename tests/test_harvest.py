@@ -70,10 +70,8 @@ def make_file(tmp_path):
         local_path = source_dir / name
         if not is_deletion:
             local_path.write_text(content if content is not None else f"content of {name}\n")
-        pipeline_file = PipelineFile(str(local_path), is_deletion=is_deletion, late_deletion=late_deletion,
-                                     dest_path=f"{dest_dir}/{name}")
-        pipeline_file.publish_type = publish_type
-        return pipeline_file
+        return PipelineFile(str(local_path), is_deletion=is_deletion, late_deletion=late_deletion,
+                            dest_path=f"{dest_dir}/{name}", publish_type=publish_type)
 
     return _make
 

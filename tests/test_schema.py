@@ -27,7 +27,8 @@ CONF_DIR = Path(aodncore.__file__).parent / "testlib" / "conf"
 
 
 @pytest.fixture
-def pipeline_config() -> dict:
+def conf() -> dict:
+    """The pipeline configuration shipped with the test kit, freshly loaded for each test."""
     with open(CONF_DIR / "pipeline.conf") as f:
         return json.load(f)
 
@@ -51,33 +52,33 @@ def test_all_names_exported():
 # --- pipeline config -----------------------------------------------------------------------------------------------
 
 
-def test_shipped_testlib_pipeline_conf_is_valid(pipeline_config):
-    assert validate_pipeline_config(pipeline_config) is None
+def test_shipped_testlib_pipeline_conf_is_valid(conf):
+    assert validate_pipeline_config(conf) is None
 
 
 @pytest.mark.parametrize("section", ["global", "logging", "mail", "talend", "templating", "watch", "harvester"])
-def test_required_sections(pipeline_config, section):
-    del pipeline_config[section]
+def test_required_sections(conf, section):
+    del conf[section]
     with pytest.raises(ValidationError, match=section):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
-def test_pluggable_and_trigger_sections_are_optional(pipeline_config):
-    del pipeline_config["pluggable"]
-    validate_pipeline_config(pipeline_config)
+def test_pluggable_and_trigger_sections_are_optional(conf):
+    del conf["pluggable"]
+    validate_pipeline_config(conf)
 
 
-def test_unknown_section_rejected(pipeline_config):
-    pipeline_config["extra"] = {}
+def test_unknown_section_rejected(conf):
+    conf["extra"] = {}
     with pytest.raises(ValidationError, match="extra"):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
 @pytest.mark.parametrize("section", ["global", "logging", "mail", "pluggable", "talend", "harvester", "watch"])
-def test_unknown_key_in_section_rejected(pipeline_config, section):
-    pipeline_config[section]["not_a_key"] = "x"
+def test_unknown_key_in_section_rejected(conf, section):
+    conf[section]["not_a_key"] = "x"
     with pytest.raises(ValidationError, match="not_a_key"):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
 @pytest.mark.parametrize(
@@ -93,51 +94,51 @@ def test_unknown_key_in_section_rejected(pipeline_config, section):
         ("watch", "task_namespace"),
     ],
 )
-def test_required_keys(pipeline_config, section, key):
-    del pipeline_config[section][key]
+def test_required_keys(conf, section, key):
+    del conf[section][key]
     with pytest.raises(ValidationError, match=key):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
 @pytest.mark.parametrize("key", ["opendap_root", "wfs_url", "wfs_version"])
-def test_optional_global_keys(pipeline_config, key):
-    del pipeline_config["global"][key]
-    validate_pipeline_config(pipeline_config)
+def test_optional_global_keys(conf, key):
+    del conf["global"][key]
+    validate_pipeline_config(conf)
 
 
-def test_logging_levels(pipeline_config):
+def test_logging_levels(conf):
     for level in ("CRITICAL", "FATAL", "ERROR", "WARNING", "WARN", "INFO", "SYSINFO", "DEBUG", "NOTSET"):
-        config = copy.deepcopy(pipeline_config)
+        config = copy.deepcopy(conf)
         config["logging"]["level"] = level
         config["logging"]["lib_level"] = level
         validate_pipeline_config(config)
-    pipeline_config["logging"]["level"] = "LOUD"
+    conf["logging"]["level"] = "LOUD"
     with pytest.raises(ValidationError, match="LOUD"):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
-def test_liblevel_spelling_is_not_allowed(pipeline_config):
-    pipeline_config["logging"]["liblevel"] = "INFO"
+def test_liblevel_spelling_is_not_allowed(conf):
+    conf["logging"]["liblevel"] = "INFO"
     with pytest.raises(ValidationError):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
-def test_type_errors(pipeline_config):
-    pipeline_config["mail"]["smtp_port"] = "587"
+def test_type_errors(conf):
+    conf["mail"]["smtp_port"] = "587"
     with pytest.raises(ValidationError, match="587"):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
-def test_admin_recipients_must_be_strings(pipeline_config):
-    pipeline_config["global"]["admin_recipients"] = [1]
+def test_admin_recipients_must_be_strings(conf):
+    conf["global"]["admin_recipients"] = [1]
     with pytest.raises(ValidationError):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
-def test_prefect_branch_additions(pipeline_config):
-    pipeline_config["global"]["landing_bucket"] = "landing"
-    pipeline_config["global"]["optimised_uri"] = "s3://optimised"
-    pipeline_config["trigger"] = {
+def test_prefect_branch_additions(conf):
+    conf["global"]["landing_bucket"] = "landing"
+    conf["global"]["optimised_uri"] = "s3://optimised"
+    conf["trigger"] = {
         "trigger_type": "EVENT",
         "sns_topic_arn": "arn:aws:sns:ap-southeast-2:123:topic",
         "sns_message": "m",
@@ -148,16 +149,16 @@ def test_prefect_branch_additions(pipeline_config):
         "prefect_workspace_id": "w",
         "end_flow_function": "f",
     }
-    validate_pipeline_config(pipeline_config)
+    validate_pipeline_config(conf)
 
 
-def test_trigger_type_enum(pipeline_config):
-    pipeline_config["trigger"] = {"trigger_type": "LOCAL_AGENT"}
+def test_trigger_type_enum(conf):
+    conf["trigger"] = {"trigger_type": "LOCAL_AGENT"}
     with pytest.raises(ValidationError, match="LOCAL_AGENT"):
-        validate_pipeline_config(pipeline_config)
-    pipeline_config["trigger"] = {"unknown": "x"}
+        validate_pipeline_config(conf)
+    conf["trigger"] = {"unknown": "x"}
     with pytest.raises(ValidationError):
-        validate_pipeline_config(pipeline_config)
+        validate_pipeline_config(conf)
 
 
 # --- harvest params: the ``dependencies`` keyword must really apply --------------------------------------------------

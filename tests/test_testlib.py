@@ -74,8 +74,8 @@ class TestDummyHandler(HandlerTestCase):
         self.assertIs(handler.result, HandlerResult.SUCCESS)
         self.assertEqual(handler.state, "HANDLER_COMPLETED_SUCCESS")
         self.assertEqual([f.name for f in handler.file_collection], [BAD_NC, GOOD_NC])
-        self.assertIs(handler.file_collection[0].check_type, PipelineFileCheckType.FORMAT_CHECK)
-        self.assertIs(handler.file_collection[1].check_type, PipelineFileCheckType.NO_ACTION)
+        check_types = [f.check_type for f in handler.file_collection]
+        self.assertEqual(check_types, [PipelineFileCheckType.FORMAT_CHECK, PipelineFileCheckType.NO_ACTION])
         for pipeline_file in handler.file_collection:
             self.assertTrue(pipeline_file.is_archived)
             self.assertTrue(pipeline_file.is_harvested)
@@ -129,8 +129,7 @@ class TestDefaultHandlerClass(HandlerTestCase):
 
     def test_default_is_handlerbase(self):
         self.assertIs(self.handler_class.func, HandlerBase)
-        handler = self.handler_class(self.temp_nc_file)
-        self.assertIs(type(handler), HandlerBase)
+        self.assertIs(type(self.handler_class(self.temp_nc_file)), HandlerBase)
 
 
 class TestHandlerClassSetBeforeSuperSetUp(HandlerTestCase):
@@ -175,7 +174,7 @@ class TestBaseTestCaseWithoutSuperSetUp(BaseTestCase):
 
     def test_temp_dir(self):
         temp_dir = self.temp_dir
-        self.assertTrue(os.path.isdir(temp_dir))
+        self.assertTrue(os.path.isdir(temp_dir), temp_dir)
         self.assertTrue(os.path.basename(temp_dir).startswith(type(self).__name__))
         self.assertEqual(self.temp_dir, temp_dir)  # cached
 
@@ -420,9 +419,8 @@ def _files(tmp_path, count=2):
     for index in range(count):
         path = tmp_path / f"null_{index}.nc"
         path.write_bytes(b"x")
-        pipeline_file = PipelineFile(str(path), dest_path=f"dest/null_{index}.nc")
-        pipeline_file.publish_type = PipelineFilePublishType.UPLOAD_ONLY
-        collection.add(pipeline_file)
+        collection.add(PipelineFile(str(path), dest_path=f"dest/null_{index}.nc",
+                                    publish_type=PipelineFilePublishType.UPLOAD_ONLY))
     return collection
 
 

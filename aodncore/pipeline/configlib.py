@@ -16,7 +16,13 @@ from typing import Any
 from aodncore.pipeline.exceptions import InvalidConfigError
 from aodncore.pipeline.log import WorkerLoggingConfigBuilder, get_watchservice_logging_config
 from aodncore.pipeline.schema import validate_logging_config, validate_pipeline_config
-from aodncore.util.misc import WriteOnceOrderedDict, discover_entry_points, format_exception, validate_type
+from aodncore.util.misc import (
+    Validator,
+    WriteOnceOrderedDict,
+    discover_entry_points,
+    format_exception,
+    validate_type,
+)
 
 __all__ = [
     "LazyConfigManager",
@@ -170,4 +176,4 @@ class LazyConfigManager:
         return config
 
 
-validate_lazyconfigmanager = validate_type(LazyConfigManager)
+validate_lazyconfigmanager: Validator = validate_type(LazyConfigManager)

@@ -52,7 +52,7 @@ class DatabaseInteractions:
 
     def __init__(self, config: dict, schema_base_path: str, logger: Any = None) -> None:
         self.config = config
-        self.schema_base_path = schema_base_path
+        self.schema_base_path: str = schema_base_path
         self.logger = logger if logger is not None else _LOGGER
         self.connection: Any = None
         self.cursor: Any = None

@@ -40,11 +40,11 @@ DEFAULT_BASE_DIR = "aodn-data"
 
 DEFAULT_LOG_FORMAT = BASIC_LOG_FORMAT
 
-DEFAULT_PLUGGABLE: dict[str, str] = {
-    "handlers_group": "pipeline.handlers",
-    "path_function_group": "pipeline.path_functions",
-    "module_versions_group": "pipeline.module_versions",
-}
+DEFAULT_PLUGGABLE: dict[str, str] = dict(
+    handlers_group="pipeline.handlers",
+    path_function_group="pipeline.path_functions",
+    module_versions_group="pipeline.module_versions",
+)
 """The canonical entry-point group names."""
 
 _FILE_SCHEME = "file://"
@@ -157,13 +157,13 @@ def default_config(
     :param create_dirs: create the local directories (``file://`` stores, working, log and incoming dirs)
     :raises jsonschema.exceptions.ValidationError: if the overrides make the configuration invalid
     """
-    pipeline_config = default_pipeline_config(_base_path(base_dir))
+    settings = default_pipeline_config(_base_path(base_dir))
     for section, values in (overrides or {}).items():
-        pipeline_config.setdefault(section, {}).update(copy.deepcopy(dict(values)))
-    validate_pipeline_config(pipeline_config)
+        settings.setdefault(section, {}).update(copy.deepcopy(dict(values)))
+    validate_pipeline_config(settings)
     if create_dirs:
-        create_directories(pipeline_config)
-    return _inject(_freeze(pipeline_config), WriteOnceOrderedDict(), WriteOnceOrderedDict())
+        create_directories(settings)
+    return _inject(_freeze(settings), WriteOnceOrderedDict(), WriteOnceOrderedDict())
 
 
 def load_config_file(

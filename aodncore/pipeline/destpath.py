@@ -31,7 +31,7 @@ class PathFunctionResolver:
 
     def __init__(self, handler: Any, entry_point_group: str, archive_mode: bool = False) -> None:
         self.handler = handler
-        self.entry_point_group = entry_point_group
+        self.entry_point_group: str = entry_point_group
         self.archive_mode = archive_mode
 
     @property

@@ -102,7 +102,7 @@ class Geonetwork:
 
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
-        self.session.auth = (username, password)
+        self.session.auth = requests.auth.HTTPBasicAuth(username, password)
         self.session.headers.update({"Accept": "application/xml"})
         self._token: str | None = None
 

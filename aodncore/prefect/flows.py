@@ -5,6 +5,11 @@ per-file pipeline, so the flows never run a task per step per file. ``ingest_lan
 drops what the ingest ledger says is already done, splits the rest into at most ``workers`` balanced batches and
 runs one ``ingest-batch`` task per batch. Per-file detail is in the logs and in the outcome table artifact.
 
+Where the batches run: by default on a thread pool, the files themselves in a ``ProcessIngestPool`` of worker
+processes (netCDF/HDF5 is not thread-safe); with ``dask_address`` on a Dask cluster through ``prefect-dask``, each
+batch processing its files one after the other in its single-threaded Dask worker (see
+:mod:`aodncore.prefect.daskrun`).
+
 Parameters are plain strings and numbers so that the flows can be deployed and triggered from the UI, the CLI
 or an S3 event.
 """
@@ -26,13 +31,17 @@ from aodncore.ingest.outcome import FAILED, QUARANTINED, SKIPPED, FileOutcome
 from aodncore.ingest.parallel import ProcessIngestPool
 from aodncore.ingest.sources import LandingObject, list_landing
 from aodncore.prefect.artifacts import create_failure_report, create_outcome_table
+from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
 from aodncore.prefect.logbridge import forward_library_logs
 from aodncore.prefect.tasks import ingest_batch_task
 
-__all__ = ["MAX_FAILURE_REPORTS", "ingest_file", "ingest_landing", "plan_batches"]
+__all__ = ["MAX_FAILURE_REPORTS", "MAX_WORKERS", "ingest_file", "ingest_landing", "plan_batches"]
 
 MAX_FAILURE_REPORTS = 20
 """At most this many markdown failure reports per run (the table lists every file)."""
+
+MAX_WORKERS = 16
+"""At most this many batches (and worker processes) per run, except on an existing Dask cluster."""
 
 
 def plan_batches(objects: Sequence[LandingObject], batches: int) -> list[list[LandingObject]]:
@@ -87,6 +96,7 @@ def _ingest(
     artifact_key: str,
     settings_options: dict[str, Any],
     single: bool = False,
+    dask_address: str | None = None,
 ) -> list[dict[str, Any]]:
     logger = get_run_logger()
     settings = build_settings(run_id=_flow_run_id(), **settings_options)
@@ -96,11 +106,12 @@ def _ingest(
     skipped = [obj for obj in objects if skip_ingested and settings.ledger and settings.ledger.already_done(obj)]
     todo = [obj for obj in objects if obj not in skipped]
     logger.info(
-        "%d landing object(s) found, %d already ingested, %d to process with %d worker(s) (handler %s)",
+        "%d landing object(s) found, %d already ingested, %d to process with %d worker(s)%s (handler %s)",
         len(objects),
         len(skipped),
         len(todo),
         workers,
+        f" on Dask ({dask_address})" if dask_address else "",
         settings.handler_class.__name__,
     )
     progress.emit("planned", len(objects))
@@ -108,20 +119,41 @@ def _ingest(
         progress.emit("done", _skipped(obj))
     batches = plan_batches(todo, workers)
     outcomes = [_skipped(obj) for obj in skipped]
+    if dask_address:
+        outcomes.extend(run_batches_on_dask(batches, settings, dask_address))
+    else:
+        outcomes.extend(_run_batches_here(batches, settings, workers, len(todo)))
+    _publish_artifacts(outcomes, artifact_key)
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in {o.status for o in outcomes}}
+    logger.info("ingest finished: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do")
+    return [outcome.to_dict() for outcome in outcomes]
+
+
+def _run_batches_here(
+    batches: list[list[LandingObject]], settings: Any, workers: int, todo: int
+) -> list[FileOutcome]:
+    """One ``ingest-batch`` task per batch on the flow's thread pool; files in a ``ProcessIngestPool``."""
+    outcomes: list[FileOutcome] = []
     with ExitStack() as stack:
         pool = None
-        if len(todo) > 1 and workers > 1:
-            pool = stack.enter_context(ProcessIngestPool(settings, workers=min(workers, len(todo))))
+        if todo > 1 and workers > 1:
+            pool = stack.enter_context(ProcessIngestPool(settings, workers=min(workers, todo)))
         futures = [
             ingest_batch_task.submit(batch, settings, batch_label=str(index), pool=pool)
             for index, batch in enumerate(batches)
         ]
         for future in futures:
             outcomes.extend(future.result())
-    _publish_artifacts(outcomes, artifact_key)
-    counts = {status: sum(1 for o in outcomes if o.status == status) for status in {o.status for o in outcomes}}
-    logger.info("ingest finished: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do")
-    return [outcome.to_dict() for outcome in outcomes]
+    return outcomes
+
+
+def _dask_address(value: str | None) -> str | None:
+    address = (value or "").strip()
+    return address or None
+
+
+def _max_workers(dask_address: str | None) -> int:
+    return MAX_DASK_BATCHES if dask_address not in (None, LOCAL_CLUSTER) else MAX_WORKERS
 
 
 @flow(name="ingest-landing", task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
@@ -138,18 +170,26 @@ def ingest_landing(
     workers: int = 4,
     delete_landing: bool = True,
     skip_ingested: bool = True,
+    dask_address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Ingest every file under a folder or ``s3://bucket/prefix`` (or several), with bounded concurrency.
 
     Each landing object is published, or quarantined in the error store with a reason sidecar, and only then
     removed from the landing area; objects hit by system errors stay for a retry. Objects whose exact content
     was already ingested are skipped. Returns one outcome dict per landing object.
+
+    ``workers`` is the number of batches processed in parallel (at most 16, or 256 on an existing Dask
+    cluster). ``dask_address`` runs the batches on Dask: ``"local"`` starts a local cluster of ``workers``
+    single-threaded worker processes for the run, anything else is the address of an existing scheduler
+    (``tcp://host:8786``) whose workers must run one thread each and use this run's ``PREFECT_API_URL``.
     """
     sources = [source] if isinstance(source, str) else list(source)
+    dask_address = _dask_address(dask_address)
     with forward_library_logs("aodncore", logging.INFO):
         return _ingest(
             sources,
-            workers=max(1, min(int(workers), 16)),
+            workers=max(1, min(int(workers), _max_workers(dask_address))),
+            dask_address=dask_address,
             skip_ingested=skip_ingested,
             artifact_key="ingest-landing-outcomes",
             settings_options=dict(

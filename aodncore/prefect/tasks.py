@@ -25,6 +25,7 @@ from aodncore.pipeline.common import PipelineFilePublishType
 from aodncore.pipeline.exceptions import PipelineProcessingError, StorageBrokerError
 from aodncore.pipeline.files import PipelineFileCollection
 from aodncore.pipeline.log import get_pipeline_logger
+from aodncore.prefect.logbridge import forward_library_logs
 
 __all__ = [
     "check_task",
@@ -160,16 +161,20 @@ def ingest_batch_task(
     """Ingest a batch of landing objects (each published or quarantined, never lost); one task run per batch.
 
     With a :class:`~aodncore.ingest.parallel.ProcessIngestPool` the files are processed in its worker processes
-    (one at a time per batch) and their log records re-emitted here; without one, in this thread.
+    (one at a time per batch) and their log records re-emitted here; without one, in this thread (on Dask: in
+    the worker process running the task). Either way every ``aodncore`` record reaches the run's logs.
     """
-    logger = get_run_logger()
-    outcomes = []
-    for obj in objects:
-        outcome = pool.ingest(obj) if pool is not None else ingest_object(obj, settings)
-        if not outcome.ok or outcome.status != "published":
-            level = logging.INFO if outcome.ok else logging.WARNING
-            logger.log(level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else "")
-        outcomes.append(outcome)
-    published = sum(1 for outcome in outcomes if outcome.status == "published")
-    logger.info("batch %s: %d of %d landing object(s) published", batch_label, published, len(outcomes))
-    return outcomes
+    with forward_library_logs("aodncore", logging.INFO):
+        logger = get_run_logger()
+        outcomes = []
+        for obj in objects:
+            outcome = pool.ingest(obj) if pool is not None else ingest_object(obj, settings)
+            if not outcome.ok or outcome.status != "published":
+                level = logging.INFO if outcome.ok else logging.WARNING
+                logger.log(
+                    level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else ""
+                )
+            outcomes.append(outcome)
+        published = sum(1 for outcome in outcomes if outcome.status == "published")
+        logger.info("batch %s: %d of %d landing object(s) published", batch_label, published, len(outcomes))
+        return outcomes

@@ -14,9 +14,12 @@ __all__ = ["DummyHandler"]
 class DummyHandler(HandlerBase):
     """Archives, harvests and uploads everything; only the first resolved file is checked."""
 
+    #: additions are archived, harvested and uploaded
+    _ADDITION_TYPE = PipelineFilePublishType.HARVEST_ARCHIVE_UPLOAD
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.default_addition_publish_type = PipelineFilePublishType.HARVEST_ARCHIVE_UPLOAD
+        self.default_addition_publish_type = self._ADDITION_TYPE
         self.opendap_root = self.config.pipeline_config["global"].get("opendap_root")
 
     @staticmethod

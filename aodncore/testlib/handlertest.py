@@ -32,19 +32,22 @@ class HandlerTestCase(BaseTestCase):
         self.handler_class = functools.partial(handler_class, config=self.config)
 
     def test_base(self) -> None:
-        handler = self.handler_class(self.temp_nc_file)
-        self.assertIsInstance(handler, HandlerBase)
+        self.assertIsInstance(self.handler_class(self.temp_nc_file), HandlerBase)
+
+    def _new_handler_run(self, args: tuple, kwargs: dict) -> Any:
+        """A handler built by ``handler_class`` from ``args``/``kwargs``, after its ``run()``."""
+        new_handler = self.handler_class(*args, **kwargs)
+        new_handler.run()
+        return new_handler
 
     def run_handler(self, *args: Any, **kwargs: Any) -> Any:
         """Construct and run a handler; assert it finished without error."""
-        handler = self.handler_class(*args, **kwargs)
-        handler.run()
+        handler = self._new_handler_run(args, kwargs)
         self.assertIsNone(handler.error, msg=f"handler error: {handler.error_details}")
         return handler
 
     def run_handler_with_exception(self, expected_error: type[BaseException], *args: Any, **kwargs: Any) -> Any:
         """Construct and run a handler; assert it failed with ``expected_error``."""
-        handler = self.handler_class(*args, **kwargs)
-        handler.run()
+        handler = self._new_handler_run(args, kwargs)
         self.assertIsInstance(handler.error, expected_error, msg=f"handler error: {handler.error_details}")
         return handler

@@ -158,7 +158,7 @@ class NullStorageBroker(BaseStorageBroker):
 
     def download(self, remote_pipeline_files: Any, local_path: str, dest_path_attr: str | None = None) -> None:
         self.download_call_count += 1
-        super().download(remote_pipeline_files, local_path)
+        super().download(remote_pipeline_files, local_path=local_path)
 
     def query(self, query: str = "") -> None:
         """Counts the call; returns nothing (as the classic test broker did)."""

@@ -28,6 +28,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from tempfile import TemporaryDirectory
 from typing import Any
 from urllib.parse import urlparse
 
@@ -71,8 +72,7 @@ RATIO_THRESHOLD_BYTES = 1024 ** 2
 
 _CHUNK_SIZE = 1024 ** 2
 
-TemporaryDirectory = tempfile.TemporaryDirectory
-_TemporaryDirectory = tempfile.TemporaryDirectory
+_TemporaryDirectory = TemporaryDirectory
 
 
 def filesystem_sort_key(name: str) -> str:

@@ -31,7 +31,7 @@ def ogc_filter_to_string(ogc_expression: Any) -> str:
 
 def get_ogc_expression_for_file_url(file_url: str, property_name: str = "url") -> PropertyIsEqualTo:
     """Filter expression selecting features whose ``property_name`` equals ``file_url``."""
-    return PropertyIsEqualTo(propertyname=property_name, literal=file_url)
+    return PropertyIsEqualTo(literal=file_url, propertyname=property_name)
 
 
 class WfsBroker:
@@ -64,9 +64,9 @@ class WfsBroker:
     def get_url_property_name(self, layer: str) -> str:
         """The first of :attr:`url_propertyname_candidates` present in the layer schema."""
         properties = self.wfs.get_schema(layer)["properties"]
-        for candidate in self.url_propertyname_candidates:
-            if candidate in properties:
-                return candidate
+        present = [name for name in self.url_propertyname_candidates if name in properties]
+        if present:
+            return present[0]
         raise RuntimeError(f"unable to determine the URL property name for layer '{layer}' "
                            f"(tried {list(self.url_propertyname_candidates)})")
 

@@ -10,7 +10,6 @@ The module globals ``CsvHarvesterRunner``, ``DatabaseInteractions``, ``Geonetwor
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from aodncore.pipeline.files import PipelineFileCollection, validate_pipelinefil
 from aodncore.pipeline.geonetwork import Geonetwork, GeonetworkMetadataHandler
 from aodncore.pipeline.log import SYSINFO
 from aodncore.pipeline.steps.basestep import BaseStepRunner
-from aodncore.util.misc import format_exception, validate_type
+from aodncore.util.misc import Validator, format_exception, validate_type
 from aodncore.util.process import SystemProcess
 
 __all__ = [
@@ -55,6 +54,9 @@ TALEND_OUTPUT_START = "--- START TALEND OUTPUT ---"
 TALEND_OUTPUT_END = "--- END TALEND OUTPUT ---"
 DEFAULT_SLICE_SIZE = 2048
 
+#: database failures that abort a CSV harvest even where other errors are only logged
+_DATABASE_ERRORS = (InvalidSQLConnectionError, InvalidSQLTransactionError)
+
 
 def get_harvester_runner(
     harvester_name: str | None,
@@ -69,13 +71,14 @@ def get_harvester_runner(
     ``store_runner`` is, despite its name, the storage *broker* used to upload/delete harvested files.
     ``None`` selects :class:`NoHarvestRunner` (store only, no database harvest).
     """
+    broker = store_runner
+    if harvester_name is None:
+        return NoHarvestRunner(broker, config, logger)
     if harvester_name == "talend":
-        return TalendHarvesterRunner(store_runner, harvest_params, tmp_base_dir, config, logger)
+        return TalendHarvesterRunner(broker, harvest_params, tmp_base_dir, config, logger)
     if harvester_name == "csv":
         # resolved through the module global at call time (client test suites patch it)
-        return CsvHarvesterRunner(store_runner, harvest_params, config, logger)
-    if harvester_name is None:
-        return NoHarvestRunner(store_runner, config, logger)
+        return CsvHarvesterRunner(broker, harvest_params, config, logger)
     raise InvalidHarvesterError(f"invalid harvester '{harvester_name}'")
 
 
@@ -107,7 +110,7 @@ class TriggerEvent:
         return f"TriggerEvent(matched_files={self._matched_files!r}, extra_params={self._extra_params!r})"
 
 
-validate_triggerevent = validate_type(TriggerEvent)
+validate_triggerevent: Validator = validate_type(TriggerEvent)
 
 
 class HarvesterMap:
@@ -138,7 +141,8 @@ class HarvesterMap:
     @property
     def all_events(self) -> Iterator[TriggerEvent]:
         """Every event of every harvester, in map order."""
-        return itertools.chain.from_iterable(self._map.values())
+        for events in self._map.values():
+            yield from events
 
     @property
     def all_pipeline_files(self) -> PipelineFileCollection:
@@ -173,7 +177,7 @@ class HarvesterMap:
         return self.all_pipeline_files.issuperset(pipeline_files)
 
 
-validate_harvestermap = validate_type(HarvesterMap)
+validate_harvestermap: Validator = validate_type(HarvesterMap)
 
 
 def validate_harvester_mapping(pipeline_files: PipelineFileCollection, harvester_map: HarvesterMap) -> None:
@@ -292,7 +296,7 @@ class TalendHarvesterRunner(BaseHarvesterRunner):
         self.tmp_base_dir = tmp_base_dir
         self.slice_size = self.params.get("slice_size", DEFAULT_SLICE_SIZE)
         self.undo_previous_slices = self.params.get("undo_previous_slices", True)
-        self.harvested_file_map = HarvesterMap()
+        self.harvested_file_map: HarvesterMap = HarvesterMap()
 
     # -- configuration --------------------------------------------------------------------------------------------
 
@@ -363,15 +367,16 @@ class TalendHarvesterRunner(BaseHarvesterRunner):
         try:
             process.execute()
         except Exception as exc:
-            output = process.stdout_text or format_exception(exc)
-            self.logger.info(TALEND_OUTPUT_START)
-            self.logger.error(output)
-            self.logger.info(TALEND_OUTPUT_END)
+            self._log_talend_output(process.stdout_text or format_exception(exc), logging.ERROR)
             raise
+        self._log_talend_output(process.stdout_text, logging.INFO)
+        pipeline_files.set_bool_attribute(attribute=success_attribute, value=True)
+
+    def _log_talend_output(self, output: str, level: int) -> None:
+        """Log the command output at ``level`` between the start/end marker lines."""
         self.logger.info(TALEND_OUTPUT_START)
-        self.logger.info(process.stdout_text)
+        self.logger.log(level, output)
         self.logger.info(TALEND_OUTPUT_END)
-        pipeline_files.set_bool_attribute(success_attribute, True)
 
     def _new_base_dir(self, tmp_base_dir: str | None) -> tempfile.TemporaryDirectory:
         return tempfile.TemporaryDirectory(prefix="talend_base", dir=tmp_base_dir)
@@ -412,8 +417,8 @@ class TalendHarvesterRunner(BaseHarvesterRunner):
                     except Exception as undo_exc:
                         self.logger.error("undoing the harvest failed: %s", format_exception(undo_exc))
                     raise
-                slice_map.add_event(harvester, event)
-                self.harvested_file_map.add_event(harvester, event)
+                for succeeded in (slice_map, self.harvested_file_map):
+                    succeeded.add_event(harvester, event)
                 to_upload = event.matched_files.filter_by_bool_attribute("pending_store_addition")
                 if to_upload:
                     self.storage_broker.upload(to_upload)
@@ -587,7 +592,7 @@ class CsvHarvesterRunner(BaseHarvesterRunner):
             try:
                 with self._new_db_context() as conn:
                     GeonetworkMetadataHandler(conn, session, metadata, self.logger).run()
-            except (InvalidSQLConnectionError, InvalidSQLTransactionError):
+            except _DATABASE_ERRORS:
                 raise
             except Exception as exc:
                 self.logger.warning(

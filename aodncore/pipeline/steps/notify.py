@@ -27,7 +27,7 @@ from typing import Any
 from aodncore.pipeline.common import NotificationRecipientType, validate_recipienttype
 from aodncore.pipeline.exceptions import InvalidRecipientError, NotificationFailedError
 from aodncore.pipeline.steps.basestep import BaseStepRunner
-from aodncore.util.misc import TemplateRenderer, format_exception, validate_type
+from aodncore.util.misc import TemplateRenderer, Validator, format_exception, validate_type
 
 __all__ = [
     "get_notify_runner",
@@ -142,7 +142,7 @@ class NotificationRecipient:
         return cls(address, notify_type, recipient_string)
 
 
-validate_notificationrecipient = validate_type(NotificationRecipient)
+validate_notificationrecipient: Validator = validate_type(NotificationRecipient)
 
 
 class NotifyList:
@@ -174,10 +174,15 @@ class NotifyList:
             return NotifyList(items[index])
         return items[index]
 
+    @staticmethod
+    def _checked(item: Any) -> NotificationRecipient:
+        """``item`` itself, once it is known to be a :class:`NotificationRecipient` (TypeError otherwise)."""
+        validate_notificationrecipient(item)
+        return item
+
     def add(self, recipient: NotificationRecipient) -> bool:
         """Add ``recipient``; True if it was not already present."""
-        validate_notificationrecipient(recipient)
-        if recipient in self._items:
+        if self._checked(recipient) in self._items:
             return False
         self._items[recipient] = None
         return True
@@ -185,8 +190,7 @@ class NotifyList:
     append = add
 
     def discard(self, recipient: NotificationRecipient) -> bool:
-        validate_notificationrecipient(recipient)
-        return self._items.pop(recipient, False) is None
+        return self._items.pop(self._checked(recipient), False) is None
 
     def update(self, sequence: Iterable[NotificationRecipient]) -> bool:
         results = [self.add(recipient) for recipient in sequence]
@@ -203,10 +207,8 @@ class NotifyList:
         return set(self._items).issuperset(sequence)
 
     def union(self, sequence: Iterable[NotificationRecipient]) -> NotifyList:
-        sequence = list(sequence)
-        for recipient in sequence:
-            validate_notificationrecipient(recipient)
-        return NotifyList([*self._items, *sequence])
+        additions = [self._checked(item) for item in sequence]
+        return NotifyList([*self._items, *additions])
 
     def _filter(self, predicate: Any) -> NotifyList:
         return NotifyList(r for r in self._items if predicate(r))
@@ -248,7 +250,7 @@ class NotifyList:
                 recipient.notification_succeeded = True
 
 
-validate_notifylist = validate_type(NotifyList)
+validate_notifylist: Validator = validate_type(NotifyList)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -259,7 +261,7 @@ def get_notify_runner(
     notification_data: dict, config: Any, logger: Any, notify_params: dict | None = None
 ) -> NotifyRunnerAdapter:
     """The runner that dispatches recipient strings to the runner of their protocol."""
-    return NotifyRunnerAdapter(notification_data, config, logger, notify_params)
+    return NotifyRunnerAdapter(notification_data, config, logger, notify_params=notify_params)
 
 
 def get_child_notify_runner(
@@ -347,6 +349,18 @@ class BaseNotifyRunner(BaseStepRunner):
             "html_collection_table": html_collection,
         }
 
+    @staticmethod
+    def _finish(recipients: NotifyList) -> NotifyList:
+        """Mark every recipient as attempted and hand the list back."""
+        recipients.set_notification_attempted()
+        return recipients
+
+    def _give_up(self, recipients: NotifyList, error: Exception) -> NotifyList:
+        """Record ``error`` for the runner and every recipient, then finish the list."""
+        self.error = error
+        recipients.set_error(error)
+        return self._finish(recipients)
+
     def _subject(self) -> str:
         subject = self._config.pipeline_config["mail"]["subject"].format(**self.template_values)
         return " ".join(subject.split())  # no line breaks (header injection) or runs of blanks
@@ -361,8 +375,7 @@ class LogFailuresNotifyRunner(BaseNotifyRunner):
     def run(self, notify_list: NotifyList) -> NotifyList:
         validate_notifylist(notify_list)
         self.logger.warning("recipients unable to be notified: %s", [r.raw_string for r in notify_list])
-        notify_list.set_notification_attempted()
-        return notify_list
+        return self._finish(notify_list)
 
 
 def _is_loopback(host: str) -> bool:
@@ -469,8 +482,7 @@ class EmailNotifyRunner(BaseNotifyRunner):
                 pass
             except Exception as exc:
                 self.logger.warning("error closing the SMTP connection: %s", self._redact(format_exception(exc)))
-        notify_list.set_notification_attempted()
-        return notify_list
+        return self._finish(notify_list)
 
     def _send(self, server: Any, host: str, mail: dict, addresses: list[str], message: MIMEMultipart) -> dict:
         server.ehlo()
@@ -490,11 +502,8 @@ class EmailNotifyRunner(BaseNotifyRunner):
         return server.sendmail(mail["from"], addresses, message.as_bytes())
 
     def _fail(self, notify_list: NotifyList, exc: Exception, context: str) -> None:
-        error = self._safe_error(exc)
         self.logger.error("%s: %s", context, self._redact(format_exception(exc)))
-        self.error = error
-        notify_list.set_error(error)
-        notify_list.set_notification_attempted()
+        self._give_up(notify_list, self._safe_error(exc))
 
 
 class SnsNotifyRunner(BaseNotifyRunner):
@@ -525,10 +534,7 @@ class SnsNotifyRunner(BaseNotifyRunner):
             subject, message = self._sns_subject(), self._sns_message()
         except Exception as exc:
             self.logger.error("unable to prepare SNS notification: %s", format_exception(exc))
-            self.error = exc
-            notify_list.set_error(exc)
-            notify_list.set_notification_attempted()
-            return notify_list
+            return self._give_up(notify_list, exc)
 
         for recipient in notify_list:
             recipient.notification_attempted = True
@@ -546,7 +552,7 @@ class NotifyRunnerAdapter(BaseNotifyRunner):
     """Parse recipient strings and hand each protocol's recipients to its runner. Never raises for failures."""
 
     def __init__(self, notification_data: dict | None, config: Any, logger: Any, notify_params: dict | None = None):
-        super().__init__(notification_data, config, logger)
+        super().__init__(notification_data, config=config, logger=logger)
         self.notify_params = notify_params
 
     def run(self, recipient_strings: Iterable[str]) -> NotifyList:

@@ -42,25 +42,24 @@ class StoreRunner(BaseStepRunner):
 
     def set_is_overwrite(self, pipeline_files) -> None:
         """Record on each file whether storing it will replace an existing object."""
-        collection = ensure_pipelinefilecollection(pipeline_files)
-        self.broker.set_is_overwrite(collection, dest_path_attr=self.dest_path_attr)
+        self.broker.set_is_overwrite(ensure_pipelinefilecollection(pipeline_files), dest_path_attr=self.dest_path_attr)
 
     def run(self, pipeline_files) -> None:
         """Upload pending additions, delete pending deletions, then delete uploads that must be undone."""
-        collection = ensure_pipelinefilecollection(pipeline_files)
+        files = ensure_pipelinefilecollection(pipeline_files)
         logger = self._get_logger()
 
-        additions = collection.filter_by_bool_attribute(self.pending_addition_attr)
+        additions = files.filter_by_bool_attribute(self.pending_addition_attr)
         if additions:
             logger.info("%s: storing %d file(s) with %r", type(self).__name__, len(additions), self.broker)
             self.broker.upload(additions, is_stored_attr=self.is_stored_attr, dest_path_attr=self.dest_path_attr)
 
-        deletions = collection.filter_by_bool_attribute("pending_store_deletion")
+        deletions = files.filter_by_bool_attribute("pending_store_deletion")
         if deletions:
             logger.info("%s: deleting %d file(s) with %r", type(self).__name__, len(deletions), self.broker)
             self.broker.delete(deletions, is_stored_attr="is_stored", dest_path_attr=self.dest_path_attr)
 
-        undo = collection.filter_by_bool_attribute("pending_undo")
+        undo = files.filter_by_bool_attribute("pending_undo")
         if undo:
             logger.info("%s: undoing %d upload(s) with %r", type(self).__name__, len(undo), self.broker)
             self.broker.delete(undo, is_stored_attr="is_upload_undone", dest_path_attr=self.dest_path_attr)
