@@ -10,6 +10,7 @@ import pytest
 from aodncore.pipeline.common import PipelineFilePublishType as PT
 from aodncore.pipeline.exceptions import InvalidStoreUrlError, StorageBrokerError
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection
+from aodncore.pipeline.log import SYSINFO
 from aodncore.pipeline.steps import get_store_runner as lazily_exported_get_store_runner
 from aodncore.pipeline.steps.store import StoreRunner, get_store_runner
 from aodncore.pipeline.storage import LocalFileStorageBroker
@@ -97,7 +98,7 @@ def test_additions_are_uploaded(broker, store, make_file, logger, caplog):
     harvest_only = make_file("c.nc", PT.HARVEST_ONLY, dest_path="IMOS/c.nc")
     no_action = make_file("d.nc", PT.NO_ACTION, dest_path="IMOS/d.nc")
     files = PipelineFileCollection([upload, harvest_upload, harvest_only, no_action])
-    with caplog.at_level(logging.INFO, logger=logger.name):
+    with caplog.at_level(SYSINFO, logger=logger.name):
         StoreRunner(broker, None, logger).run(files)
     assert (store / "IMOS/a.nc").read_text() == "content of a.nc"
     assert (store / "IMOS/sub/b.nc").read_text() == "content of b.nc"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aodncore.pipeline.files import ensure_pipelinefilecollection
+from aodncore.pipeline.log import SYSINFO
 from aodncore.pipeline.steps.basestep import BaseStepRunner
 from aodncore.pipeline.storage import BaseStorageBroker, get_storage_broker
 
@@ -51,15 +52,15 @@ class StoreRunner(BaseStepRunner):
 
         additions = files.filter_by_bool_attribute(self.pending_addition_attr)
         if additions:
-            logger.info("%s: storing %d file(s) with %r", type(self).__name__, len(additions), self.broker)
+            logger.log(SYSINFO, "%s: storing %d file(s) with %r", type(self).__name__, len(additions), self.broker)
             self.broker.upload(additions, is_stored_attr=self.is_stored_attr, dest_path_attr=self.dest_path_attr)
 
         deletions = files.filter_by_bool_attribute("pending_store_deletion")
         if deletions:
-            logger.info("%s: deleting %d file(s) with %r", type(self).__name__, len(deletions), self.broker)
+            logger.log(SYSINFO, "%s: deleting %d file(s) with %r", type(self).__name__, len(deletions), self.broker)
             self.broker.delete(deletions, is_stored_attr="is_stored", dest_path_attr=self.dest_path_attr)
 
         undo = files.filter_by_bool_attribute("pending_undo")
         if undo:
-            logger.info("%s: undoing %d upload(s) with %r", type(self).__name__, len(undo), self.broker)
+            logger.log(SYSINFO, "%s: undoing %d upload(s) with %r", type(self).__name__, len(undo), self.broker)
             self.broker.delete(undo, is_stored_attr="is_upload_undone", dest_path_attr=self.dest_path_attr)
