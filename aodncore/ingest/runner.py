@@ -27,6 +27,7 @@ from aodncore.ingest.ledger import IngestLedger
 from aodncore.ingest.outcome import FAILED, PUBLISHED, QUARANTINED, SKIPPED, FileOutcome
 from aodncore.ingest.quarantine import quarantine_file
 from aodncore.ingest.sources import LandingObject, LandingObjectChangedError, fetch, remove_landing
+from aodncore.pipeline.common import PipelineFilePublishType
 from aodncore.pipeline.exceptions import PipelineProcessingError
 from aodncore.pipeline.log import get_pipeline_logger
 from aodncore.util.misc import format_exception
@@ -119,6 +120,12 @@ def _summarise_destination(rows: list[dict[str, Any]], upload_uri: str) -> str:
     return ""
 
 
+def _all_stored(rows: list[dict[str, Any]]) -> bool:
+    """True when every file whose publish type includes storing was stored (and there was at least one)."""
+    storable = [row for row in rows if PipelineFilePublishType[row["publish_type"]].is_store_type]
+    return bool(storable) and all(row["stored"] for row in storable)
+
+
 def outcome_from_handler(obj: LandingObject, handler: Any, status: str, upload_uri: str) -> FileOutcome:
     """Summarise a finished handler run as a :class:`FileOutcome`."""
     rows = _file_rows(handler.file_collection)
@@ -130,7 +137,7 @@ def outcome_from_handler(obj: LandingObject, handler: Any, status: str, upload_u
         check_result=_summarise_checks(rows),
         publish_type=",".join(publish_types),
         destination=_summarise_destination(rows, upload_uri),
-        stored=bool(rows) and all(row["stored"] for row in rows if row["publish_type"] not in ("NO_ACTION",)),
+        stored=_all_stored(rows),
         archived=any(row["archived"] for row in rows),
         error=None if handler.error is None else f"{type(handler.error).__name__}: {handler.error}",
         files=rows,
