@@ -5,7 +5,8 @@ processes for the run, any other value is the address of an existing scheduler (
 
 * **One thread per worker.** netCDF-C/HDF5 is not thread-safe, so each batch processes its files one after the
   other inside its Dask worker process and no worker may run two batches at once: the local cluster has
-  ``threads_per_worker=1``, and an existing cluster whose workers have more than one thread is refused.
+  ``threads_per_worker=1``, and an existing cluster whose workers have more than one thread, or share a process
+  (``processes=False``), is refused.
 * **One Prefect server.** A Dask worker that has no ``PREFECT_API_URL`` starts its own temporary Prefect server
   and its logs never reach the run. The local cluster's workers get the run's API URL in their environment (also
   when the run uses Prefect's ephemeral server, whose URL is a local ``http`` address); an existing cluster is
@@ -15,12 +16,14 @@ processes for the run, any other value is the address of an existing scheduler (
   the flow's machine and progress bars keep working. A batch lost with its worker (e.g. a crash in a C library)
   becomes ``failed`` outcomes: what was not processed stays in the landing area for a retry.
 * **Logs.** The batch task forwards ``aodncore`` records to the run's logs from whatever process it runs in; the
-  workers' Prefect log and event queues are flushed before the cluster is released.
+  local workers' Prefect log and event queues are flushed before the cluster stops.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -88,12 +91,12 @@ def _run_api_url(existing_cluster: bool) -> str:
     return resolve_worker_api_url(PREFECT_API_URL.value(), client_url, existing_cluster=existing_cluster)
 
 
-def _worker_api_url() -> str | None:
-    """Runs on each worker of an existing cluster: the Prefect API URL it would use."""
+def _worker_facts() -> tuple[str, int, str | None]:
+    """Runs on each worker of an existing cluster: its host, process id and the Prefect API URL it would use."""
     from prefect.settings import get_current_settings
 
     url = get_current_settings().api.url
-    return str(url) if url else None
+    return socket.gethostname(), os.getpid(), str(url) if url else None
 
 
 async def _flush_prefect_queues(timeout: float) -> None:
@@ -108,6 +111,13 @@ async def _flush_prefect_queues(timeout: float) -> None:
     await EventsWorker.drain_all(timeout=timeout)
 
 
+def _mirror_library_logging(client: Any) -> None:
+    from aodncore.prefect._daskplugin import LibraryLoggingPlugin
+
+    library_logger = logging.getLogger("aodncore")
+    client.register_plugin(LibraryLoggingPlugin(library_logger.level, library_logger.propagate))
+
+
 def _check_existing_workers(client: Any, address: str) -> None:
     nthreads = client.nthreads()
     if not nthreads:
@@ -118,7 +128,14 @@ def _check_existing_workers(client: Any, address: str) -> None:
             f"the Dask workers at {address} must run one thread each (netCDF/HDF5 is not thread-safe); "
             f"{len(threaded)} of {len(nthreads)} have more (start them with --nthreads 1)"
         )
-    missing = sorted(worker for worker, url in client.run(_worker_api_url).items() if not url)
+    facts = client.run(_worker_facts)
+    processes = [(host, pid) for host, pid, _ in facts.values()]
+    if len(set(processes)) != len(processes) or (socket.gethostname(), os.getpid()) in processes:
+        raise DaskConfigurationError(
+            f"the Dask workers at {address} must each have a process of their own (netCDF/HDF5 is not "
+            "thread-safe): some share one, or run in this process"
+        )
+    missing = sorted(worker for worker, (_, _, url) in facts.items() if not url)
     if missing:
         raise DaskConfigurationError(
             f"{len(missing)} Dask worker(s) at {address} have no PREFECT_API_URL: they would start their own "
@@ -178,6 +195,8 @@ def run_batches_on_dask(
         client = runner.client  # connects, or starts the local cluster
         if existing_cluster:
             _check_existing_workers(client, address)
+        else:
+            _mirror_library_logging(client)
         futures = [
             runner.submit(
                 ingest_batch_task,
@@ -187,7 +206,7 @@ def run_batches_on_dask(
         ]
         index_of = {future.wrapped_future.key: index for index, future in enumerate(futures)}
         try:
-            for done in as_completed([future.wrapped_future for future in futures]):
+            for done in as_completed([future.wrapped_future for future in futures], loop=client.loop):
                 index = index_of[done.key]
                 try:
                     outcomes = list(futures[index].result())
@@ -198,8 +217,9 @@ def run_batches_on_dask(
                 _record(settings, batches[index], outcomes)
                 results[index] = outcomes
         finally:
-            try:
-                client.run(_flush_prefect_queues, _FLUSH_TIMEOUT)
-            except Exception as error:  # noqa: BLE001 - only log delivery is at stake
-                logger.warning("could not flush the Prefect logs of the Dask workers: %s", error)
+            if not existing_cluster:  # the local workers stop with the cluster; long-lived ones flush on their own
+                try:
+                    client.run(_flush_prefect_queues, _FLUSH_TIMEOUT)
+                except Exception as error:  # noqa: BLE001 - only log delivery is at stake
+                    logger.warning("could not flush the Prefect logs of the Dask workers: %s", error)
     return [outcome for index in sorted(results) for outcome in results[index]]
