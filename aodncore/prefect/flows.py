@@ -117,30 +117,34 @@ def _ingest(
     progress.emit("planned", len(objects))
     for obj in skipped:
         progress.emit("done", _skipped(obj))
-    batches = plan_batches(todo, workers)
     outcomes = [_skipped(obj) for obj in skipped]
     if dask_address:
-        outcomes.extend(run_batches_on_dask(batches, settings, dask_address))
+        outcomes.extend(run_batches_on_dask(plan_batches(todo, workers), settings, dask_address))
     else:
-        outcomes.extend(_run_batches_here(batches, settings, workers, len(todo)))
+        outcomes.extend(_run_batches_here(todo, settings, workers))
     _publish_artifacts(outcomes, artifact_key)
     counts = {status: sum(1 for o in outcomes if o.status == status) for status in {o.status for o in outcomes}}
     logger.info("ingest finished: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do")
     return [outcome.to_dict() for outcome in outcomes]
 
 
-def _run_batches_here(
-    batches: list[list[LandingObject]], settings: Any, workers: int, todo: int
-) -> list[FileOutcome]:
-    """One ``ingest-batch`` task per batch on the flow's thread pool; files in a ``ProcessIngestPool``."""
+def _run_batches_here(todo: list[LandingObject], settings: Any, workers: int) -> list[FileOutcome]:
+    """``ingest-batch`` tasks on the flow's thread pool, the files themselves in a ``ProcessIngestPool``.
+
+    With a pool there are twice as many batches as worker processes, so a worker that finishes early takes the
+    next file of another batch (the pool queues them) instead of idling at the end of the run. Without a pool
+    (one worker or one file) there is exactly one batch: netCDF work must never run in two threads at once.
+    """
     outcomes: list[FileOutcome] = []
     with ExitStack() as stack:
         pool = None
-        if todo > 1 and workers > 1:
-            pool = stack.enter_context(ProcessIngestPool(settings, workers=min(workers, todo)))
+        batch_count = 1
+        if len(todo) > 1 and workers > 1:
+            pool = stack.enter_context(ProcessIngestPool(settings, workers=min(workers, len(todo))))
+            batch_count = min(MAX_WORKERS, 2 * workers)
         futures = [
             ingest_batch_task.submit(batch, settings, batch_label=str(index), pool=pool)
-            for index, batch in enumerate(batches)
+            for index, batch in enumerate(plan_batches(todo, batch_count))
         ]
         for future in futures:
             outcomes.extend(future.result())
