@@ -123,6 +123,26 @@ def upload_landing(files: list[Path], bucket: str) -> str:
     return f"s3://{bucket}/landing/"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"moto server did not start on port {port}")
+
+
 def _timed_process(code: str) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "AWS_ENDPOINT_URL"))}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -175,15 +195,20 @@ def main() -> None:
     from aodncore.prefect.runtime import prepare_prefect_environment
 
     prepare_prefect_environment()
+    # as the CLI does: library records go to the Prefect run logs, not to this console
+    for handler_name in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", "WARNING")
+    logging.getLogger("aodncore").propagate = False
+
     server = None
     if not args.skip_s3:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="bench",
+        # moto's S3 server in its own process, like a real S3 endpoint (not sharing this process's GIL)
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="bench",
                           AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        _wait_for_port(port)
 
     # warm-up: start the API and run one empty flow so every variant pays the same (nothing)
     (tmp / "warm").mkdir()
@@ -222,7 +247,8 @@ def main() -> None:
             line += f"{s3_rate:>9.1f}{s3_rate / classic_rate:>7.2f}{s3_rate / celery_rate:>9.2f}"
         print(line)
     if server is not None:
-        server.stop()
+        server.terminate()
+        server.wait()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

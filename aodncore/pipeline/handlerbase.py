@@ -609,8 +609,9 @@ class HandlerBase:
         return merge_dicts(dict(self), extra)
 
     def _notify_common(self) -> None:
-        runner = get_notify_runner(self._notification_data(), self.config, self.logger, self.notify_params)
+        # the template data reads every handler property: only build it when somebody is to be notified
         if self.should_notify:
+            runner = get_notify_runner(self._notification_data(), self.config, self.logger, self.notify_params)
             self._notification_results = runner.run(self.should_notify)
 
     def _notify_success(self) -> None:
