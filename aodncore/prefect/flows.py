@@ -160,6 +160,24 @@ def _max_workers(dask_address: str | None) -> int:
     return MAX_DASK_BATCHES if dask_address not in (None, LOCAL_CLUSTER) else MAX_WORKERS
 
 
+_SETTINGS_PARAMETERS = (
+    "handler",
+    "config_file",
+    "base_dir",
+    "upload_uri",
+    "archive_uri",
+    "error_uri",
+    "checks",
+    "handler_params",
+    "delete_landing",
+)
+
+
+def _settings_options(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The flow parameters that describe the ingest settings (see ``build_settings``)."""
+    return {name: parameters[name] for name in _SETTINGS_PARAMETERS}
+
+
 @flow(name="ingest-landing", task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
 def ingest_landing(
     source: str | list[str],
@@ -187,6 +205,7 @@ def ingest_landing(
     single-threaded worker processes for the run, anything else is the address of an existing scheduler
     (``tcp://host:8786``) whose workers must run one thread each and use this run's ``PREFECT_API_URL``.
     """
+    settings_options = _settings_options(locals())
     sources = [source] if isinstance(source, str) else list(source)
     dask_address = _dask_address(dask_address)
     with forward_library_logs("aodncore", logging.INFO):
@@ -196,17 +215,7 @@ def ingest_landing(
             dask_address=dask_address,
             skip_ingested=skip_ingested,
             artifact_key="ingest-landing-outcomes",
-            settings_options=dict(
-                handler=handler,
-                config_file=config_file,
-                base_dir=base_dir,
-                upload_uri=upload_uri,
-                archive_uri=archive_uri,
-                error_uri=error_uri,
-                checks=checks,
-                handler_params=handler_params,
-                delete_landing=delete_landing,
-            ),
+            settings_options=settings_options,
         )
 
 
@@ -225,6 +234,7 @@ def ingest_file(
     skip_ingested: bool = True,
 ) -> dict[str, Any]:
     """Ingest one landing object (a local path or ``s3://bucket/key``): published or quarantined, never lost."""
+    settings_options = _settings_options(locals())
     with forward_library_logs("aodncore", logging.INFO):
         outcomes = _ingest(
             [source],
@@ -232,17 +242,7 @@ def ingest_file(
             skip_ingested=skip_ingested,
             artifact_key="ingest-file-outcome",
             single=True,
-            settings_options=dict(
-                handler=handler,
-                config_file=config_file,
-                base_dir=base_dir,
-                upload_uri=upload_uri,
-                archive_uri=archive_uri,
-                error_uri=error_uri,
-                checks=checks,
-                handler_params=handler_params,
-                delete_landing=delete_landing,
-            ),
+            settings_options=settings_options,
         )
     if len(outcomes) != 1:
         raise ValueError(f"ingest_file expects exactly one landing object, found {len(outcomes)} under {source!r}")
