@@ -138,6 +138,10 @@ def ingest(
             "address of an existing cluster (tcp://host:8786; one thread per worker, same PREFECT_API_URL)",
         ),
     ] = None,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option("--notify", help="recipient told about refused or failed files, e.g. email:ops@example.org"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show log lines on the console")] = False,
 ) -> None:
     """Ingest files through the ``ingest-landing`` Prefect flow; print a per-file summary."""
@@ -161,6 +165,7 @@ def ingest(
         for source in sources:
             if not source.startswith("s3://") and not os.path.exists(source.removeprefix("file://")):
                 raise UsageError(f"source '{source}' does not exist")
+        handler_params = _notify_params(notify)
         # validate everything before running the flow so that mistakes give one clear line
         build_settings(
             handler=handler,
@@ -170,6 +175,7 @@ def ingest(
             archive_uri=archive_uri,
             error_uri=error_uri,
             checks=check,
+            handler_params=handler_params,
         )
         if check:
             from aodncore.pipeline.steps.check import ComplianceCheckerCheckRunner
@@ -189,6 +195,7 @@ def ingest(
             archive_uri=archive_uri,
             error_uri=error_uri,
             checks=check,
+            handler_params=handler_params,
             workers=workers,
             delete_landing=not keep_landing,
             skip_ingested=not reingest,
@@ -200,6 +207,24 @@ def ingest(
     out.print(", ".join(f"{count} {status}" for status, count in counts.items()) or "no files found")
     if any(o.status in ("quarantined", "failed") for o in outcomes):
         raise typer.Exit(EXIT_REFUSED)
+
+
+def _notify_params(recipients: list[str] | None) -> dict[str, Any] | None:
+    """Handler parameters notifying ``recipients`` of every refused (data error) or failed (system error) file."""
+    if not recipients:
+        return None
+    from aodncore.pipeline.common import NotificationRecipientType
+    from aodncore.pipeline.steps.notify import NotificationRecipient
+
+    for recipient in recipients:
+        if NotificationRecipient.from_string(recipient).notify_type is NotificationRecipientType.INVALID:
+            raise UsageError(f"--notify '{recipient}': expected protocol:address, e.g. email:ops@example.org")
+    return {
+        "notify_params": {
+            "error_notify_list": list(recipients),
+            "owner_notify_list": list(recipients),
+        }
+    }
 
 
 def _check_dask_available() -> None:
