@@ -154,8 +154,6 @@ def ingest(
     start_server_early()
     _configure_console_logging(verbose)
 
-    from aodncore.ingest.configure import build_settings
-
     try:
         dask = (dask or "").strip() or None
         if workers > 16 and dask in (None, "local"):
@@ -165,9 +163,7 @@ def ingest(
         for source in sources:
             if not source.startswith("s3://") and not os.path.exists(source.removeprefix("file://")):
                 raise UsageError(f"source '{source}' does not exist")
-        handler_params = _notify_params(notify)
-        # validate everything before running the flow so that mistakes give one clear line
-        build_settings(
+        settings_options: dict[str, Any] = dict(
             handler=handler,
             config_file=config,
             base_dir=base_dir,
@@ -175,12 +171,10 @@ def ingest(
             archive_uri=archive_uri,
             error_uri=error_uri,
             checks=check,
-            handler_params=handler_params,
+            handler_params=_notify_params(notify),
         )
-        if check:
-            from aodncore.pipeline.steps.check import ComplianceCheckerCheckRunner
-
-            ComplianceCheckerCheckRunner(None, logging.getLogger("aodncore.cli"), {"checks": list(check)})
+        # validate everything before running the flow so that mistakes give one clear line
+        _validate_settings(settings_options)
     except _configuration_errors() as error:
         stop_early_server()
         raise _fail_usage(error) from None
@@ -188,14 +182,7 @@ def ingest(
     outcomes = _run_ingest_flow(
         sources,
         dict(
-            handler=handler,
-            config_file=config,
-            base_dir=base_dir,
-            upload_uri=upload_uri,
-            archive_uri=archive_uri,
-            error_uri=error_uri,
-            checks=check,
-            handler_params=handler_params,
+            settings_options,
             workers=workers,
             delete_landing=not keep_landing,
             skip_ingested=not reingest,
@@ -207,6 +194,20 @@ def ingest(
     out.print(", ".join(f"{count} {status}" for status, count in counts.items()) or "no files found")
     if any(o.status in ("quarantined", "failed") for o in outcomes):
         raise typer.Exit(EXIT_REFUSED)
+
+
+def _validate_settings(settings_options: dict[str, Any]) -> None:
+    """Build the ingest settings once (config, handler, stores) and the compliance checker, to report mistakes."""
+    from aodncore.ingest.configure import build_settings
+
+    settings = build_settings(**settings_options)
+    if settings.ledger is not None:
+        settings.ledger.close()  # the flow opens its own
+    checks = settings_options.get("checks")
+    if checks:
+        from aodncore.pipeline.steps.check import ComplianceCheckerCheckRunner
+
+        ComplianceCheckerCheckRunner(None, logging.getLogger("aodncore.cli"), {"checks": list(checks)})
 
 
 def _notify_params(recipients: list[str] | None) -> dict[str, Any] | None:

@@ -21,9 +21,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from aodncore.ingest import progress
-from aodncore.ingest.outcome import FileOutcome
-from aodncore.ingest.runner import IngestSettings, ingest_object
+from aodncore.ingest.outcome import FAILED, FileOutcome
+from aodncore.ingest.runner import IngestSettings, ingest_object, record_outcome
 from aodncore.ingest.sources import LandingObject
 
 __all__ = ["ProcessIngestPool"]
@@ -136,16 +135,11 @@ class ProcessIngestPool:
         except Exception as error:  # noqa: BLE001 - a crashed worker must not lose the object
             logger.error("worker process failed on %s: %s: %s", obj.uri, type(error).__name__, error)
             outcome = FileOutcome(
-                source=obj.uri, name=obj.name, status="failed", error=f"worker failed: {type(error).__name__}"
+                source=obj.uri, name=obj.name, status=FAILED, error=f"worker failed: {type(error).__name__}"
             )
         else:
             for record in records:
                 logging.getLogger(record.name).handle(record)
             outcome = FileOutcome.from_dict(outcome_dict)
-        if self.settings.ledger is not None:
-            try:
-                self.settings.ledger.record(obj, outcome, run_id=self.settings.run_id)
-            except Exception as error:  # noqa: BLE001
-                logger.error("could not record the outcome of %s in the ingest ledger: %s", obj.uri, error)
-        progress.emit("done", outcome)
+        record_outcome(self.settings, obj, outcome)
         return outcome

@@ -32,7 +32,7 @@ from aodncore.pipeline.exceptions import PipelineProcessingError
 from aodncore.pipeline.log import get_pipeline_logger
 from aodncore.util.misc import format_exception
 
-__all__ = ["IngestSettings", "RunContext", "ingest_object", "ingest_objects", "outcome_from_handler"]
+__all__ = ["IngestSettings", "RunContext", "ingest_object", "ingest_objects", "outcome_from_handler", "record_outcome"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,20 +172,28 @@ def _quarantine(obj: LandingObject, local_path: str, handler: Any, settings: Ing
     )
 
 
-def ingest_object(obj: LandingObject, settings: IngestSettings) -> FileOutcome:
-    """Ingest one landing object; never raises for problems with the object itself."""
-    ingest_id = uuid.uuid4().hex[:12]
-    scratch = tempfile.mkdtemp(prefix="aodncore-ingest-", dir=settings.work_dir)
-    try:
-        outcome = _ingest_in(scratch, obj, settings, ingest_id)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+def record_outcome(settings: IngestSettings, obj: LandingObject, outcome: FileOutcome) -> None:
+    """Parent-side bookkeeping of one finished object: write the ingest ledger (best effort), report progress."""
     if settings.ledger is not None:
         try:
             settings.ledger.record(obj, outcome, run_id=settings.run_id)
         except Exception as error:  # noqa: BLE001 - the record is best effort; the outcome stands
             logger.error("could not record the outcome of %s in the ingest ledger: %s", obj.uri, error)
     progress.emit("done", outcome)
+
+
+def ingest_object(obj: LandingObject, settings: IngestSettings) -> FileOutcome:
+    """Ingest one landing object; never raises for problems with the object itself."""
+    ingest_id = uuid.uuid4().hex[:12]
+    scratch = tempfile.mkdtemp(prefix="aodncore-ingest-", dir=settings.work_dir)
+    try:
+        outcome = _ingest_in(scratch, obj, settings, ingest_id)
+    except Exception as error:  # noqa: BLE001 - e.g. a handler that cannot be built: keep the object for a retry
+        logger.error("could not ingest %s: %s", obj.uri, format_exception(error))
+        outcome = FileOutcome(source=obj.uri, name=obj.name, status=FAILED, error=format_exception(error))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    record_outcome(settings, obj, outcome)
     return outcome
 
 
@@ -199,16 +207,7 @@ def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, inges
         logger.error("could not fetch %s: %s", obj.uri, format_exception(error))
         return FileOutcome(source=obj.uri, name=obj.name, status=FAILED, error=format_exception(error))
 
-    # the handler's working copy; the fetched file is kept pristine for the error store
-    processing_dir = os.path.join(scratch, "processing")
-    os.makedirs(processing_dir)
-    processing_path = os.path.join(processing_dir, obj.name)
-    if _same_device(local_path, processing_dir):
-        os.link(local_path, processing_path)
-    else:
-        shutil.copy2(local_path, processing_path)
-
-    handler = _run_handler(processing_path, obj, settings)
+    handler = _run_handler(_handler_input(local_path, scratch, obj.name), obj, settings)
     if handler.error is None:
         outcome = outcome_from_handler(obj, handler, PUBLISHED, settings.upload_uri)
     elif isinstance(handler.error, PipelineProcessingError):
@@ -239,11 +238,19 @@ def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, inges
     return outcome
 
 
-def _same_device(path: str, folder: str) -> bool:
+def _handler_input(local_path: str, scratch: str, name: str) -> str:
+    """The handler's own path to the fetched file, so that the fetched path itself stays for the error store.
+
+    A hard link (same scratch folder, so normally the same file system) costs no copy; a copy is the fallback.
+    """
+    processing_dir = os.path.join(scratch, "processing")
+    os.makedirs(processing_dir)
+    processing_path = os.path.join(processing_dir, name)
     try:
-        return os.stat(path).st_dev == os.stat(folder).st_dev
-    except OSError:
-        return False
+        os.link(local_path, processing_path)
+    except OSError:  # e.g. a file system without hard links
+        shutil.copy2(local_path, processing_path)
+    return processing_path
 
 
 def ingest_objects(objects: Iterable[LandingObject], settings: IngestSettings) -> list[FileOutcome]:

@@ -184,22 +184,36 @@ def list_landing(source: str, *, s3_client: Any = None) -> Iterator[LandingObjec
     if not root.is_dir():
         raise FileNotFoundError(f"landing source {source!r} is neither a file, a folder nor an s3:// URI")
 
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for filename in filenames:
-            if is_ignored_name(filename):
-                continue
-            path = Path(dirpath, filename)
-            if path.is_symlink() or not path.is_file():
-                continue
-            found.append((path.relative_to(root).as_posix(), path))
-    found.sort(key=lambda item: item[0])
-    for _, path in found:
+    for _, path in sorted(_walk_regular_files(str(root))):
         try:
             yield LandingObject.from_path(path)
         except FileNotFoundError:  # removed while we were listing
             continue
+
+
+def _walk_regular_files(root: str) -> Iterator[tuple[str, str]]:
+    """``(relative posix path, path)`` of the regular, non-symlink files below ``root``, skipping dot-folders and
+    ignored names; symlinked folders are not followed and unreadable folders are skipped (like ``os.walk``).
+
+    The entry types come from the directory listing itself, so no file is stat-ed here (``from_path`` does it once).
+    """
+    pending = [(root, "")]
+    while pending:
+        folder, relative = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not entry.name.startswith("."):
+                        pending.append((entry.path, f"{relative}{entry.name}/"))
+                elif entry.is_file(follow_symlinks=False) and not is_ignored_name(entry.name):
+                    yield f"{relative}{entry.name}", entry.path
+            except OSError:  # removed while we were listing
+                continue
 
 
 def fetch(obj: LandingObject, dest_dir: str | os.PathLike[str], *, s3_client: Any = None) -> Path:

@@ -575,6 +575,10 @@ def _attribute_names(names: str | Iterable[str]) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
 
 
+def _already_used_error(attribute: str, value: Any, owner_name: str | None) -> AttributeValidationError:
+    return AttributeValidationError(f"{attribute} '{value}' is already used by '{owner_name}' in the collection")
+
+
 class PipelineFileCollectionBase(MutableSet, abc.ABC):
     """An insertion-ordered set of files with filtering, bulk-setting and validation helpers.
 
@@ -811,16 +815,16 @@ class PipelineFileCollectionBase(MutableSet, abc.ABC):
         """Raise :class:`AttributeValidationError` if any member already has ``attribute == value``."""
         for element in self._s:
             if getattr(element, attribute) == value:
-                raise AttributeValidationError(
-                    f"{attribute} '{value}' is already used by '{element.name}' in the collection")
+                raise _already_used_error(attribute, value, element.name)
 
     def validate_attribute_value_matches_regexes(self, attribute: str, include_regexes: Iterable[Any]) -> None:
         """Raise :class:`AttributeValidationError` listing members whose attribute matches none of the regexes."""
         validate_regexes(include_regexes)
+        patterns = ensure_regex_list(include_regexes)
         mismatches = {}
         for element in self._s:
             value = getattr(element, attribute)
-            if not isinstance(value, str) or not matches_regexes(value, include_regexes):
+            if not isinstance(value, str) or not matches_regexes(value, patterns):
                 mismatches[element.name] = value
         if mismatches:
             raise AttributeValidationError(
@@ -865,11 +869,23 @@ class PipelineFileCollection(PipelineFileCollectionBase):
     def _set_paths(self, attribute: str, function: Callable[[str], str],
                    wanted: Callable[[PipelineFile], bool]) -> None:
         validate_callable(function)
+        # value -> name of the first member holding it, kept up to date as paths are set, so that each candidate
+        # is checked in constant time (the same check as validate_unique_attribute_value, without its full scan)
+        owners: dict[Any, str] = {}
+        for element in self._s:
+            value = getattr(element, attribute)
+            if value is not None:
+                owners.setdefault(value, element.name)
         for element in self._s:
             if getattr(element, attribute) is None and wanted(element):
                 candidate = function(element.src_path)
-                self.validate_unique_attribute_value(attribute, candidate)
+                if isinstance(candidate, str):
+                    if candidate in owners:
+                        raise _already_used_error(attribute, candidate, owners[candidate])
+                else:  # not a path (the setter will refuse it): keep the exact scan-based error
+                    self.validate_unique_attribute_value(attribute, candidate)
                 setattr(element, attribute, candidate)
+                owners.setdefault(candidate, element.name)
 
     def set_archive_paths(self, archive_path_function: Callable[[str], str]) -> None:
         """Set ``archive_path`` (from the source path) on members to be archived that have none yet."""
@@ -936,8 +952,10 @@ class PipelineFileCollection(PipelineFileCollectionBase):
         validate_regexes(include_regexes)
         if exclude_regexes:
             validate_regexes(exclude_regexes)
+        # compiled once here rather than once per member inside matches_regexes
+        include, exclude = ensure_regex_list(include_regexes), ensure_regex_list(exclude_regexes)
         for element in self._s:
-            if matches_regexes(element.name, include_regexes, exclude_regexes):
+            if matches_regexes(element.name, include, exclude):
                 element.publish_type = deletion_type if element.is_deletion else addition_type
 
 

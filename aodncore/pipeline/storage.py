@@ -16,6 +16,7 @@ import os
 import posixpath
 import ssl
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -164,7 +165,8 @@ class BaseStorageBroker(abc.ABC):
 
     # ---- public API ------------------------------------------------------------------------------------------
 
-    def set_is_overwrite(self, pipeline_files, dest_path_attr: str = "dest_path") -> None:
+    def set_is_overwrite(self, pipeline_files: PipelineFile | PipelineFileCollection,
+                         dest_path_attr: str = "dest_path") -> None:
         """Set ``is_overwrite`` on every file that will be stored, from whether its destination already exists."""
         stored_additions = (f for f in ensure_pipelinefilecollection(pipeline_files)
                             if f.should_store and not f.is_deletion)
@@ -185,12 +187,14 @@ class BaseStorageBroker(abc.ABC):
         finally:
             self._post_run_hook()
 
-    def upload(self, pipeline_files, is_stored_attr: str = "is_stored", dest_path_attr: str = "dest_path") -> None:
+    def upload(self, pipeline_files: PipelineFile | PipelineFileCollection, is_stored_attr: str = "is_stored",
+               dest_path_attr: str = "dest_path") -> None:
         """Upload files to ``<prefix>/<dest_path_attr>``, setting ``is_stored_attr`` on each success."""
         files = ensure_pipelinefilecollection(pipeline_files)
         self._run_batch(files, self._upload_file, "uploading", is_stored_attr, dest_path_attr)
 
-    def delete(self, pipeline_files, is_stored_attr: str = "is_stored", dest_path_attr: str = "dest_path") -> None:
+    def delete(self, pipeline_files: PipelineFile | PipelineFileCollection, is_stored_attr: str = "is_stored",
+               dest_path_attr: str = "dest_path") -> None:
         """Delete the stored objects of files, setting ``is_stored_attr`` on each success."""
         files = ensure_pipelinefilecollection(pipeline_files)
         self._run_batch(files, self._delete_file, "deleting", is_stored_attr, dest_path_attr)
@@ -203,7 +207,8 @@ class BaseStorageBroker(abc.ABC):
             raise StorageBrokerError(f"error downloading '{remote_file.dest_path}' to '{local_path}': "
                                      f"{format_exception(e)}") from e
 
-    def download(self, remote_pipeline_files, local_path: str) -> None:
+    def download(self, remote_pipeline_files: RemotePipelineFile | RemotePipelineFileCollection,
+                 local_path: str) -> None:
         """Download remote files below ``local_path``; each file's ``local_path`` becomes
         ``<local_path>/<dest_path>``."""
         files = ensure_remotepipelinefilecollection(remote_pipeline_files)
@@ -214,7 +219,8 @@ class BaseStorageBroker(abc.ABC):
         finally:
             self._post_run_hook()
 
-    def download_iterator(self, remote_pipeline_files, local_path: str):
+    def download_iterator(self, remote_pipeline_files: RemotePipelineFile | RemotePipelineFileCollection,
+                          local_path: str) -> Iterator[RemotePipelineFile]:
         """Download files one at a time, yielding each and removing its local copy when the consumer moves on."""
         files = ensure_remotepipelinefilecollection(remote_pipeline_files)
         self._pre_run_hook()
@@ -302,9 +308,10 @@ class LocalFileStorageBroker(BaseStorageBroker):
                 if not path.startswith(path_prefix) or os.path.islink(path) or not os.path.isfile(path):
                     continue
                 st = os.stat(path)
+                # distinct paths give distinct dest_paths: skip the collection's quadratic uniqueness scan
                 results.add(RemotePipelineFile(dest_path=os.path.relpath(path, self.prefix), name=filename,
                                                last_modified=datetime.fromtimestamp(st.st_mtime),
-                                               size=st.st_size))
+                                               size=st.st_size), validate_unique=False)
         return results
 
 
@@ -349,9 +356,6 @@ class S3StorageBroker(BaseStorageBroker):
             reraise=True,
         )
         return retrying(func, *args, **kwargs)
-
-    def _base_key(self) -> str:
-        return os.path.join(self.prefix, "") if self.prefix else ""
 
     def _pre_run_hook(self):
         try:
@@ -401,19 +405,27 @@ class S3StorageBroker(BaseStorageBroker):
             if result.get("IsTruncated") is not True or not token:
                 break
             kwargs["ContinuationToken"] = token
-        return self.result_to_remote_pipelinefile_collection({"Contents": contents}, prefix=self.prefix)
+        # every listed key starts with the prefix, so the relative paths are as distinct as the keys: the
+        # collection's uniqueness scan (quadratic in the listing size) is skipped
+        return _listing_to_collection(contents, self.prefix, validate_unique=False)
 
     @staticmethod
     def result_to_remote_pipelinefile_collection(result, prefix: str = "") -> RemotePipelineFileCollection:
         """Convert a ``list_objects_v2`` result into a collection; keys are made relative to ``prefix``."""
-        base = os.path.join(prefix, "") if prefix else ""
-        collection = RemotePipelineFileCollection()
-        for obj in result.get("Contents", []):
-            key = obj["Key"]
-            dest_path = key[len(base):] if base and key.startswith(base) else key
-            collection.add(RemotePipelineFile(dest_path=dest_path, name=posixpath.basename(key),
-                                              last_modified=obj.get("LastModified"), size=obj.get("Size")))
-        return collection
+        return _listing_to_collection(result.get("Contents", []), prefix, validate_unique=True)
+
+
+def _listing_to_collection(contents: list[dict], prefix: str, validate_unique: bool) -> RemotePipelineFileCollection:
+    """Collection of the ``list_objects_v2`` entries ``contents``; keys are made relative to ``prefix``."""
+    base = os.path.join(prefix, "") if prefix else ""
+    collection = RemotePipelineFileCollection()
+    for obj in contents:
+        key = obj["Key"]
+        dest_path = key[len(base):] if base and key.startswith(base) else key
+        collection.add(RemotePipelineFile(dest_path=dest_path, name=posixpath.basename(key),
+                                          last_modified=obj.get("LastModified"), size=obj.get("Size")),
+                       validate_unique=validate_unique)
+    return collection
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -550,7 +562,8 @@ class SftpStorageBroker(BaseStorageBroker):
         if self.sftp_client is None:
             self._connect()
 
-    def set_is_overwrite(self, pipeline_files, dest_path_attr: str = "dest_path") -> None:
+    def set_is_overwrite(self, pipeline_files: PipelineFile | PipelineFileCollection,
+                         dest_path_attr: str = "dest_path") -> None:
         """As :meth:`BaseStorageBroker.set_is_overwrite`, over one connection (opened if needed)."""
         with self._connection():
             super().set_is_overwrite(pipeline_files, dest_path_attr=dest_path_attr)
@@ -600,7 +613,8 @@ class SftpStorageBroker(BaseStorageBroker):
                     elif stat.S_ISREG(attr.st_mode or 0) and path.startswith(path_prefix):
                         mtime = datetime.fromtimestamp(attr.st_mtime) if attr.st_mtime is not None else None
                         results.add(RemotePipelineFile(dest_path=posixpath.relpath(path, self.prefix or "."),
-                                                       name=attr.filename, last_modified=mtime, size=attr.st_size))
+                                                       name=attr.filename, last_modified=mtime, size=attr.st_size),
+                                    validate_unique=False)  # distinct paths: skip the quadratic uniqueness scan
                 pending[0:0] = subdirs
         return results
 

@@ -29,9 +29,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from aodncore.ingest import progress
 from aodncore.ingest.outcome import FAILED, FileOutcome
-from aodncore.ingest.runner import IngestSettings
+from aodncore.ingest.runner import IngestSettings, record_outcome
 from aodncore.ingest.sources import LandingObject
 
 __all__ = [
@@ -168,12 +167,7 @@ def _lost_batch(batch: Sequence[LandingObject], error: BaseException) -> list[Fi
 
 def _record(settings: IngestSettings, batch: Sequence[LandingObject], outcomes: Sequence[FileOutcome]) -> None:
     for obj, outcome in zip(batch, outcomes, strict=True):
-        if settings.ledger is not None:
-            try:
-                settings.ledger.record(obj, outcome, run_id=settings.run_id)
-            except Exception as error:  # noqa: BLE001 - the record is best effort; the outcome stands
-                logger.error("could not record the outcome of %s in the ingest ledger: %s", obj.uri, error)
-        progress.emit("done", outcome)
+        record_outcome(settings, obj, outcome)
 
 
 def run_batches_on_dask(

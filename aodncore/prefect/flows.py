@@ -2,8 +2,9 @@
 
 Cost model (measured on 2 cores, see BENCHMARKS.md): a Prefect task run costs more than the whole classic
 per-file pipeline, so the flows never run a task per step per file. ``ingest_landing`` lists the landing area,
-drops what the ingest ledger says is already done, splits the rest into at most ``workers`` balanced batches and
-runs one ``ingest-batch`` task per batch. Per-file detail is in the logs and in the outcome table artifact.
+drops what the ingest ledger says is already done, splits the rest into a few balanced batches (``workers`` on
+Dask, up to twice ``workers`` with the process pool so that no worker idles at the end) and runs one
+``ingest-batch`` task per batch. Per-file detail is in the logs and in the outcome table artifact.
 
 Where the batches run: by default on a thread pool, the files themselves in a ``ProcessIngestPool`` of worker
 processes (netCDF/HDF5 is not thread-safe); with ``dask_address`` on a Dask cluster through ``prefect-dask``, each
@@ -27,8 +28,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from aodncore.ingest import progress
 from aodncore.ingest.configure import build_settings
+from aodncore.ingest.ledger import IngestLedger
 from aodncore.ingest.outcome import FAILED, QUARANTINED, SKIPPED, FileOutcome
 from aodncore.ingest.parallel import ProcessIngestPool
+from aodncore.ingest.runner import IngestSettings
 from aodncore.ingest.sources import LandingObject, list_landing
 from aodncore.prefect.artifacts import create_failure_report, create_outcome_table
 from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
@@ -75,6 +78,17 @@ def _skipped(obj: LandingObject) -> FileOutcome:
     return FileOutcome(source=obj.uri, name=obj.name, status=SKIPPED, error="already ingested (same content)")
 
 
+def _split_ingested(
+    objects: Sequence[LandingObject], ledger: IngestLedger | None
+) -> tuple[list[LandingObject], list[LandingObject]]:
+    """(already ingested, still to do), in listing order; one ledger look-up per object."""
+    skipped: list[LandingObject] = []
+    todo: list[LandingObject] = []
+    for obj in objects:
+        (skipped if ledger is not None and ledger.already_done(obj) else todo).append(obj)
+    return skipped, todo
+
+
 def _the_one_object(source: str, objects: list[LandingObject]) -> list[LandingObject]:
     """The landing object ``source`` names exactly; raises before anything is processed otherwise.
 
@@ -98,14 +112,34 @@ def _ingest(
     single: bool = False,
     dask_address: str | None = None,
 ) -> list[dict[str, Any]]:
-    logger = get_run_logger()
     settings = build_settings(run_id=_flow_run_id(), **settings_options)
-    objects = [obj for source in sources for obj in list_landing(source)]
-    if single:
-        objects = _the_one_object(sources[0], objects)
-    skipped = [obj for obj in objects if skip_ingested and settings.ledger and settings.ledger.already_done(obj)]
-    todo = [obj for obj in objects if obj not in skipped]
-    logger.info(
+    try:
+        objects = [obj for source in sources for obj in list_landing(source)]
+        if single:
+            objects = _the_one_object(sources[0], objects)
+        outcomes = _process(objects, settings, workers=workers, skip_ingested=skip_ingested, dask_address=dask_address)
+    finally:
+        if settings.ledger is not None:
+            settings.ledger.close()  # every outcome is recorded by now (in this process)
+    _publish_artifacts(outcomes, artifact_key)
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in {o.status for o in outcomes}}
+    get_run_logger().info(
+        "ingest finished: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
+    )
+    return [outcome.to_dict() for outcome in outcomes]
+
+
+def _process(
+    objects: list[LandingObject],
+    settings: IngestSettings,
+    *,
+    workers: int,
+    skip_ingested: bool,
+    dask_address: str | None,
+) -> list[FileOutcome]:
+    """Skip what was already ingested, process the rest here or on Dask; one outcome per object."""
+    skipped, todo = _split_ingested(objects, settings.ledger if skip_ingested else None)
+    get_run_logger().info(
         "%d landing object(s) found, %d already ingested, %d to process with %d worker(s)%s (handler %s)",
         len(objects),
         len(skipped),
@@ -115,20 +149,17 @@ def _ingest(
         settings.handler_class.__name__,
     )
     progress.emit("planned", len(objects))
-    for obj in skipped:
-        progress.emit("done", _skipped(obj))
     outcomes = [_skipped(obj) for obj in skipped]
+    for outcome in outcomes:
+        progress.emit("done", outcome)
     if dask_address:
         outcomes.extend(run_batches_on_dask(plan_batches(todo, workers), settings, dask_address))
     else:
         outcomes.extend(_run_batches_here(todo, settings, workers))
-    _publish_artifacts(outcomes, artifact_key)
-    counts = {status: sum(1 for o in outcomes if o.status == status) for status in {o.status for o in outcomes}}
-    logger.info("ingest finished: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do")
-    return [outcome.to_dict() for outcome in outcomes]
+    return outcomes
 
 
-def _run_batches_here(todo: list[LandingObject], settings: Any, workers: int) -> list[FileOutcome]:
+def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, workers: int) -> list[FileOutcome]:
     """``ingest-batch`` tasks on the flow's thread pool, the files themselves in a ``ProcessIngestPool``.
 
     With a pool there are twice as many batches as worker processes, so a worker that finishes early takes the
@@ -200,10 +231,11 @@ def ingest_landing(
     removed from the landing area; objects hit by system errors stay for a retry. Objects whose exact content
     was already ingested are skipped. Returns one outcome dict per landing object.
 
-    ``workers`` is the number of batches processed in parallel (at most 16, or 256 on an existing Dask
-    cluster). ``dask_address`` runs the batches on Dask: ``"local"`` starts a local cluster of ``workers``
-    single-threaded worker processes for the run, anything else is the address of an existing scheduler
-    (``tcp://host:8786``) whose workers must run one thread each and use this run's ``PREFECT_API_URL``.
+    ``workers`` is the number of files processed in parallel, in as many worker processes (at most 16, or 256
+    on an existing Dask cluster). ``dask_address`` runs the batches on Dask: ``"local"`` starts a local cluster
+    of ``workers`` single-threaded worker processes for the run, anything else is the address of an existing
+    scheduler (``tcp://host:8786``) whose workers must run one thread each and use this run's
+    ``PREFECT_API_URL``.
     """
     settings_options = _settings_options(locals())
     sources = [source] if isinstance(source, str) else list(source)

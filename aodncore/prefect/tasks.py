@@ -17,7 +17,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from aodncore.ingest.outcome import FileOutcome
+from aodncore.ingest.outcome import PUBLISHED, FileOutcome
 from aodncore.ingest.runner import IngestSettings, ingest_object
 from aodncore.ingest.sources import LandingObject, list_landing
 from aodncore.pipeline import phases
@@ -169,12 +169,12 @@ def ingest_batch_task(
         outcomes = []
         for obj in objects:
             outcome = pool.ingest(obj) if pool is not None else ingest_object(obj, settings)
-            if not outcome.ok or outcome.status != "published":
+            if not outcome.ok or outcome.status != PUBLISHED:
                 level = logging.INFO if outcome.ok else logging.WARNING
                 logger.log(
                     level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else ""
                 )
             outcomes.append(outcome)
-        published = sum(1 for outcome in outcomes if outcome.status == "published")
+        published = sum(1 for outcome in outcomes if outcome.status == PUBLISHED)
         logger.info("batch %s: %d of %d landing object(s) published", batch_label, published, len(outcomes))
         return outcomes

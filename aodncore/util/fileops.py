@@ -521,11 +521,6 @@ def _is_s3_url(path: Any) -> bool:
     return isinstance(path, str) and urlparse(path).scheme == "s3"
 
 
-def _split_s3_url(url: str) -> tuple[str, str]:
-    parsed = urlparse(url)
-    return parsed.netloc, parsed.path.strip("/")
-
-
 def safe_copy_file(source: str, destination: str, overwrite: bool = False, move: bool = False) -> None:
     """Copy ``source`` to ``destination`` atomically.
 
@@ -553,10 +548,9 @@ def safe_copy_file(source: str, destination: str, overwrite: bool = False, move:
     try:
         if from_s3:
             os.close(fd)
-            from aodncore.util.s3_util import download_object
+            from aodncore.util.s3_util import download_object, get_s3_bucket, get_s3_key
 
-            bucket, key = _split_s3_url(source)
-            download_object(bucket, key, temp_path)
+            download_object(get_s3_bucket(source), get_s3_key(source), temp_path)
             os.chmod(temp_path, 0o644)
         else:
             with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
@@ -572,9 +566,8 @@ def safe_move_file(source: str, destination: str, overwrite: bool = False) -> No
     """Copy with :func:`safe_copy_file`, then delete the source (an S3 object via ``s3_util.delete_object``)."""
     safe_copy_file(source, destination, overwrite=overwrite)
     if _is_s3_url(source):
-        from aodncore.util.s3_util import delete_object
+        from aodncore.util.s3_util import delete_object, get_s3_bucket, get_s3_key
 
-        bucket, key = _split_s3_url(source)
-        delete_object(bucket, key)
+        delete_object(get_s3_bucket(source), get_s3_key(source))
     else:
         os.remove(source)

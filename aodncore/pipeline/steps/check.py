@@ -23,7 +23,7 @@ from aodncore.pipeline.exceptions import (
     InvalidCheckSuiteError,
     InvalidCheckTypeError,
 )
-from aodncore.pipeline.files import ensure_pipelinefilecollection
+from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, ensure_pipelinefilecollection
 from aodncore.pipeline.steps.basestep import BaseStepRunner
 from aodncore.util.fileops import find_file, is_netcdf_file
 
@@ -70,7 +70,7 @@ def get_child_check_runner(check_type: PipelineFileCheckType, config: Any, logge
 class BaseCheckRunner(BaseStepRunner):
     """Base of the check runners: ``run(files)`` sets ``check_result`` on every file given."""
 
-    def run(self, files) -> None:  # pragma: no cover - abstract
+    def run(self, files: PipelineFile | PipelineFileCollection) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -81,7 +81,7 @@ class CheckRunnerAdapter(BaseCheckRunner):
         super().__init__(config, logger)
         self.check_params = check_params
 
-    def run(self, files) -> None:
+    def run(self, files: PipelineFile | PipelineFileCollection) -> None:
         collection = ensure_pipelinefilecollection(files)
         params = self.check_params or {}
         checkable = PipelineFileCheckType.all_checkable_types
@@ -263,7 +263,7 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(checks={self.checks!r})"
 
-    def run(self, files) -> None:
+    def run(self, files: PipelineFile | PipelineFileCollection) -> None:
         logger = self._get_logger()
         if self.skip_checks:
             logger.info("compliance checks being skipped: %s", self.skip_checks)
@@ -332,7 +332,7 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
 class FormatCheckRunner(BaseCheckRunner):
     """Check that each file's content matches the type its extension claims."""
 
-    def run(self, files) -> None:
+    def run(self, files: PipelineFile | PipelineFileCollection) -> None:
         for pipeline_file in ensure_pipelinefilecollection(files):
             file_type = pipeline_file.file_type
             # validators may open the file with netCDF4 (NETCDF, and any type sniffed through it)
@@ -345,7 +345,7 @@ class FormatCheckRunner(BaseCheckRunner):
 class NonEmptyCheckRunner(BaseCheckRunner):
     """Check that each file is not empty."""
 
-    def run(self, files) -> None:
+    def run(self, files: PipelineFile | PipelineFileCollection) -> None:
         for pipeline_file in ensure_pipelinefilecollection(files):
             compliant = os.path.getsize(pipeline_file.src_path) > 0
             pipeline_file.check_result = CheckResult(compliant, () if compliant else ("empty file",))
@@ -378,7 +378,7 @@ class TableSchemaCheckRunner(BaseCheckRunner):
         """Regex (matched case-insensitively from the start of a file name) selecting the schema file."""
         return rf"(.*){re.escape(search)}(.*)\.yaml$"
 
-    def run(self, files) -> None:
+    def run(self, files: PipelineFile | PipelineFileCollection) -> None:
         for pipeline_file in ensure_pipelinefilecollection(files):
             pipeline_file.check_result = self.check_file(pipeline_file.src_path)
 

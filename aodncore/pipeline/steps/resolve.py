@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from typing import Any
-from urllib.parse import urlparse
 
 from aodncore.pipeline.common import FileType
 from aodncore.pipeline.exceptions import (
@@ -34,6 +33,7 @@ from aodncore.pipeline.exceptions import (
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, RemotePipelineFile
 from aodncore.pipeline.steps.basestep import BaseStepRunner
 from aodncore.util.fileops import (
+    _is_s3_url,
     extract_gzip,
     extract_zip,
     is_gzip_file,
@@ -87,10 +87,6 @@ def get_resolve_runner(input_file: str, output_dir: str, config: Any, logger: An
 # helpers
 # ----------------------------------------------------------------------------------------------------------------
 
-def _is_s3_url(path: str) -> bool:
-    return isinstance(path, str) and urlparse(path).scheme == "s3"
-
-
 def _has_parent_reference(path: str) -> bool:
     """True if any component of ``path`` (split on ``/`` and ``\\``) is ``..``."""
     return ".." in re.split(r"[/\\]", path)
@@ -103,6 +99,15 @@ def _describe_unsafe_path(path: str) -> str | None:
     if _has_parent_reference(path):
         return "must not contain '..' components"
     return None
+
+
+def _input_basename(input_file: str) -> str:
+    """File name of a local path or of an ``s3://`` object key (``#`` and ``?`` are part of the key)."""
+    if not _is_s3_url(input_file):
+        return os.path.basename(input_file)
+    from aodncore.util.s3_util import get_s3_key  # local import: boto3 is only needed for S3 inputs
+
+    return os.path.basename(get_s3_key(input_file))
 
 
 @contextmanager
@@ -123,7 +128,7 @@ def _local_copy(input_file: str, output_dir: str) -> Iterator[str]:
     os.makedirs(parent, exist_ok=True)
     temp_dir = tempfile.mkdtemp(prefix=".resolve-download-", dir=parent)
     try:
-        local_path = os.path.join(temp_dir, os.path.basename(s3_util.get_s3_key(input_file)) or "input")
+        local_path = os.path.join(temp_dir, _input_basename(input_file) or "input")
         try:
             s3_util.download_object(s3_util.get_s3_bucket(input_file), s3_util.get_s3_key(input_file), local_path)
         except Exception as e:  # botocore errors carry no stable base class worth importing here
@@ -223,9 +228,10 @@ class BaseCsvManifestResolveRunner(BaseManifestResolveRunner):
         self.errors: list[TableRowErrorDetails] = []
 
     @property
-    @abc.abstractmethod
     def schema(self):
-        """The strict ``tableschema.Schema`` the rows must satisfy."""
+        """The strict ``tableschema.Schema`` the rows must satisfy: every column of :attr:`headers` is a
+        required, unique string."""
+        return self._make_schema(self.headers)
 
     @abc.abstractmethod
     def _row_handler(self, row: dict, row_number: int | None = None) -> None:
@@ -289,9 +295,7 @@ class SingleFileResolveRunner(BaseResolveRunner):
     """Copy (or move) one file into ``output_dir``; ``s3://`` sources are supported by the file operations."""
 
     def run(self, move: bool = False) -> PipelineFileCollection:
-        name = os.path.basename(urlparse(self.input_file).path) if _is_s3_url(self.input_file) \
-            else os.path.basename(self.input_file)
-        destination = os.path.join(self.output_dir, name)
+        destination = os.path.join(self.output_dir, _input_basename(self.input_file))
         if move:
             safe_move_file(self.input_file, destination)
         else:
@@ -300,49 +304,82 @@ class SingleFileResolveRunner(BaseResolveRunner):
         return self._collection
 
 
-class GzipFileResolveRunner(BaseResolveRunner):
-    """Decompress a gzip file into ``output_dir`` and collect the files found directly in it."""
+class _ArchiveResolveRunner(BaseResolveRunner):
+    """Extract an archive into ``output_dir`` and collect the regular files found there.
+
+    An ``s3://`` archive is downloaded into a private temporary directory beside ``output_dir`` (the landing object
+    is not deleted) and that copy is removed after extraction. Subclasses describe the archive format.
+    """
+
+    #: exceptions of a corrupt archive, reported as ``InvalidFileFormatError``
+    format_errors: tuple[type[BaseException], ...] = ()
+    #: message parts: ``input_file must be a valid <label> file: '...' is not <not_readable>``
+    label = ""
+    not_readable = ""
+    #: message part: ``<kind> '...' could not be <failed_action>``
+    kind = ""
+    failed_action = ""
+    #: whether files in sub-directories of the extracted tree are collected
+    recursive = False
 
     def run(self) -> PipelineFileCollection:
         with _local_copy(self.input_file, self.output_dir) as local_path:
-            if not is_gzip_file(local_path):
-                raise InvalidFileFormatError(f"input_file must be a valid GZ file: '{self.input_file}' is not "
-                                             f"a readable gzip file")
+            if not self._is_archive(local_path):
+                raise InvalidFileFormatError(f"input_file must be a valid {self.label} file: '{self.input_file}' "
+                                             f"is not {self.not_readable}")
             os.makedirs(self.output_dir, exist_ok=True)
             try:
-                extract_gzip(local_path, self.output_dir)
+                self._extract(local_path)
             except InvalidFileFormatError as e:
                 raise _name_archive(e, self.input_file, local_path) from e
-            except (OSError, EOFError, zlib.error) as e:
-                raise InvalidFileFormatError(f"gzip file '{self.input_file}' could not be decompressed: "
+            except self.format_errors as e:
+                raise InvalidFileFormatError(f"{self.kind} '{self.input_file}' could not be {self.failed_action}: "
                                              f"{type(e).__name__}: {e}") from e
-        self._add_directory_contents(self.output_dir, recursive=False)
+        self._add_directory_contents(self.output_dir, recursive=self.recursive)
         return self._collection
 
+    @abc.abstractmethod
+    def _is_archive(self, local_path: str) -> bool:
+        """Whether the local file is a readable archive of this format."""
 
-class ZipFileResolveRunner(BaseResolveRunner):
+    @abc.abstractmethod
+    def _extract(self, local_path: str) -> None:
+        """Extract the local archive into ``output_dir`` with the hardened extraction function."""
+
+
+class GzipFileResolveRunner(_ArchiveResolveRunner):
+    """Decompress a gzip file into ``output_dir`` and collect the files found directly in it."""
+
+    format_errors = (OSError, EOFError, zlib.error)
+    label, not_readable = "GZ", "a readable gzip file"
+    kind, failed_action = "gzip file", "decompressed"
+    recursive = False
+
+    def _is_archive(self, local_path: str) -> bool:
+        return is_gzip_file(local_path)
+
+    def _extract(self, local_path: str) -> None:
+        extract_gzip(local_path, self.output_dir)
+
+
+class ZipFileResolveRunner(_ArchiveResolveRunner):
     """Extract a zip archive into ``output_dir`` and collect every regular file in it, recursively.
 
     An ``s3://`` zip is downloaded into a private temporary directory beside ``output_dir`` (the landing object
     is not deleted) and that copy is removed after extraction.
     """
 
-    def run(self) -> PipelineFileCollection:
-        with _local_copy(self.input_file, self.output_dir) as local_path:
-            if not is_zip_file(local_path):
-                raise InvalidFileFormatError(f"input_file must be a valid ZIP file: '{self.input_file}' is not "
-                                             f"a readable zip archive")
-            os.makedirs(self.output_dir, exist_ok=True)
-            try:
-                extract_zip(local_path, self.output_dir)
-            except InvalidFileFormatError as e:
-                raise _name_archive(e, self.input_file, local_path) from e
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError,
-                    zlib.error) as e:
-                raise InvalidFileFormatError(f"zip file '{self.input_file}' could not be extracted: "
-                                             f"{type(e).__name__}: {e}") from e
-        self._add_directory_contents(self.output_dir, recursive=True)
-        return self._collection
+    format_errors = (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError,
+                     zlib.error)
+    label, not_readable = "ZIP", "a readable zip archive"
+    kind, failed_action = "zip file", "extracted"
+    recursive = True
+
+    def _is_archive(self, local_path: str) -> bool:
+        return is_zip_file(local_path)
+
+    def _extract(self, local_path: str) -> None:
+        extract_zip(local_path, self.output_dir)
 
 
 def _name_archive(error: InvalidFileFormatError, input_file: str, local_path: str) -> InvalidFileFormatError:
@@ -436,10 +473,6 @@ class MapManifestResolveRunner(BaseCsvManifestResolveRunner):
     manifest_kind = "map_manifest"
     headers = ("local_path", "dest_path")
 
-    @property
-    def schema(self):
-        return self._make_schema(self.headers)
-
     def _row_handler(self, row: dict, row_number: int | None = None) -> None:
         location = f"line {row_number}"
         self._check_dest_path(row["dest_path"], location)
@@ -451,10 +484,6 @@ class DeleteManifestResolveRunner(BaseCsvManifestResolveRunner):
 
     manifest_kind = "delete_manifest"
     headers = ("dest_path",)
-
-    @property
-    def schema(self):
-        return self._make_schema(self.headers)
 
     def _row_handler(self, row: dict, row_number: int | None = None) -> None:
         location = f"line {row_number}"

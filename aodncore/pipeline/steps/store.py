@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aodncore.pipeline.files import ensure_pipelinefilecollection
+from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, ensure_pipelinefilecollection
 from aodncore.pipeline.log import SYSINFO
 from aodncore.pipeline.steps.basestep import BaseStepRunner
 from aodncore.pipeline.storage import BaseStorageBroker, get_storage_broker
@@ -41,11 +41,11 @@ class StoreRunner(BaseStepRunner):
     def dest_path_attr(self) -> str:
         return "archive_path" if self.archive_mode else "dest_path"
 
-    def set_is_overwrite(self, pipeline_files) -> None:
+    def set_is_overwrite(self, pipeline_files: PipelineFile | PipelineFileCollection) -> None:
         """Record on each file whether storing it will replace an existing object."""
         self.broker.set_is_overwrite(ensure_pipelinefilecollection(pipeline_files), dest_path_attr=self.dest_path_attr)
 
-    def run(self, pipeline_files) -> None:
+    def run(self, pipeline_files: PipelineFile | PipelineFileCollection) -> None:
         """Upload pending additions, delete pending deletions, then delete uploads that must be undone."""
         files = ensure_pipelinefilecollection(pipeline_files)
         logger = self._get_logger()
