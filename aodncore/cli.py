@@ -59,10 +59,24 @@ def _configuration_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+_SECRET_WORDS = ("pass", "secret", "token", "key", "credential")
+
+
+def _usage_message(error: BaseException) -> str:
+    """One line describing ``error``; a schema error about a secret-looking setting does not echo its value."""
+    path = [str(part) for part in getattr(error, "absolute_path", ())]
+    if path and any(word in part.lower() for part in path for word in _SECRET_WORDS):
+        return f"invalid value for '{'/'.join(path)}' (fails '{getattr(error, 'validator', '?')}'; value not shown)"
+    message = getattr(error, "message", None) or str(error)
+    if path:
+        message = f"{'/'.join(path)}: {message}"
+    return " ".join(message.split())
+
+
 def _fail_usage(error: BaseException) -> typer.Exit:
     from rich.markup import escape
 
-    message = " ".join((getattr(error, "message", None) or str(error)).split())  # one line
+    message = _usage_message(error)
     console.print(f"[red]error:[/red] {escape(f'{type(error).__name__}: {message}')}", soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
@@ -228,6 +242,18 @@ def _notify_params(recipients: list[str] | None) -> dict[str, Any] | None:
     }
 
 
+def _drain_prefect_workers(timeout: float = 15.0) -> None:
+    """Deliver Prefect's queued logs and events before this process (and its API server) stops."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout)
+        except Exception as error:  # noqa: BLE001 - history is best effort; the ingest record is ours
+            logging.getLogger("aodncore.cli").warning("could not flush Prefect %s: %s", worker.__name__, error)
+
+
 def _check_dask_available() -> None:
     import importlib.util
 
@@ -267,6 +293,7 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any
             # a one-shot run in this process: no crash-detection heartbeat (it costs ~1 s at the end of a flow)
             with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
                 state = ingest_landing(sources, return_state=True, **parameters)
+            _drain_prefect_workers()
         finally:
             ingest_progress.remove_listener(on_event)
     if state.is_failed():

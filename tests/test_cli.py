@@ -117,3 +117,19 @@ class TestIngestCommand:
         for name in names:
             assert (base / "published" / expected_key(name)).read_bytes() == (IMOS_DIR / name).read_bytes()
             assert (landing / name).read_bytes() == (IMOS_DIR / name).read_bytes()  # kept
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness", "restore_process_state")
+def test_config_error_about_a_secret_does_not_echo_its_value(capsys, tmp_path):
+    from aodncore.pipeline.defaultconfig import default_pipeline_config
+
+    pipeline_config = default_pipeline_config(tmp_path / "data")
+    pipeline_config["mail"]["smtp_pass"] = 987654321  # wrong type: must be a string
+    config = tmp_path / "pipeline.conf"
+    config.write_text(json.dumps(pipeline_config))
+
+    code = main(["ingest", str(IMOS_DIR / GOOD), "--config", str(config)])
+
+    message = _assert_one_line_usage_error(capsys, code, "mail/smtp_pass", "value not shown")
+    assert "987654321" not in message
