@@ -2,6 +2,11 @@
 
 Subclasses of :class:`PipelineProcessingError` are *user* errors (the uploader can fix the data); everything
 else, including subclasses of :class:`PipelineSystemError`, is a *system* error reported to the pipeline owner.
+
+System errors are grouped by area so callers can catch a whole family: :class:`ConfigurationError` (settings,
+parameters, plug-ins), :class:`FileCollectionError` (what was resolved and how it is described),
+:class:`StorageError` (stores), :class:`HarvestError` (databases, harvesters, catalogues). The groups add no
+behaviour; the classic names below keep their classic meaning.
 """
 
 from aodncore.common.exceptions import PipelineProcessingError, PipelineSystemError
@@ -10,10 +15,13 @@ __all__ = [
     "AttributeNotSetError",
     "AttributeValidationError",
     "ComplianceCheckFailedError",
+    "ConfigurationError",
     "DuplicatePipelineFileError",
+    "FileCollectionError",
     "GeonetworkConnectionError",
     "GeonetworkRequestError",
     "HandlerAlreadyRunError",
+    "HarvestError",
     "InvalidCheckSuiteError",
     "InvalidCheckTypeError",
     "InvalidConfigError",
@@ -37,10 +45,14 @@ __all__ = [
     "PipelineProcessingError",
     "PipelineSystemError",
     "StorageBrokerError",
+    "StorageError",
     "UnexpectedCsvFilesError",
     "UnmappedFilesError",
     "UnmatchedFilesError",
 ]
+
+
+# -- user errors: the data is at fault -----------------------------------------------------------------------------
 
 
 class ComplianceCheckFailedError(PipelineProcessingError):
@@ -56,112 +68,131 @@ class InvalidFileContentError(PipelineProcessingError):
 
 
 class InvalidFileFormatError(PipelineProcessingError):
-    """A file is not of the expected format (or is an unsafe archive/manifest)."""
+    """A file is not of the expected format (or is an unsafe archive or manifest)."""
 
 
-class AttributeNotSetError(PipelineSystemError):
-    """A required attribute of a file was never set."""
+# -- system errors, by area ----------------------------------------------------------------------------------------
 
 
-class AttributeValidationError(PipelineSystemError):
-    """An attribute value is invalid or not unique."""
+class ConfigurationError(PipelineSystemError):
+    """Settings, parameters or plug-ins are missing or wrong."""
 
 
-class DuplicatePipelineFileError(PipelineSystemError):
-    """The same file was added to a collection twice."""
+class FileCollectionError(PipelineSystemError):
+    """The resolved files, or the attributes describing them, are inconsistent."""
+
+
+class StorageError(PipelineSystemError):
+    """A store cannot be reached or an operation on it failed."""
+
+
+class HarvestError(PipelineSystemError):
+    """A harvester, database or metadata catalogue failed."""
 
 
 class HandlerAlreadyRunError(PipelineSystemError):
     """A handler instance can only run once."""
 
 
-class InvalidCheckSuiteError(PipelineSystemError):
-    """An unknown or missing compliance check suite was requested."""
-
-
-class InvalidCheckTypeError(PipelineSystemError):
-    """A check type that cannot be checked was requested."""
-
-
-class InvalidConfigError(PipelineSystemError):
-    """The configuration is missing or invalid."""
-
-
-class InvalidHandlerError(PipelineSystemError):
-    """A handler could not be found or loaded."""
-
-
-class InvalidHarvesterError(PipelineSystemError):
-    """An unknown harvester was requested."""
-
-
-class InvalidHarvestMapError(PipelineSystemError):
-    """The harvester map is inconsistent."""
-
-
-class InvalidInputFileError(PipelineSystemError):
-    """The input file cannot be used (missing, unreadable, not allowed)."""
-
-
-class InvalidPathFunctionError(PipelineSystemError):
-    """A destination/archive path function cannot be resolved."""
-
-
-class InvalidRecipientError(PipelineSystemError):
-    """A notification recipient string is invalid."""
-
-
-class InvalidStoreUrlError(PipelineSystemError):
-    """A storage URL is invalid or the store cannot be reached."""
-
-
-class MissingConfigParameterError(PipelineSystemError):
-    """A required configuration parameter is missing."""
-
-
-class MissingFileError(PipelineSystemError):
-    """A file that should exist does not."""
-
-
-class MissingConfigFileError(PipelineSystemError):
-    """A required configuration file is missing."""
-
-
 class NotificationFailedError(PipelineSystemError):
     """A notification could not be delivered."""
 
 
-class StorageBrokerError(PipelineSystemError):
-    """A storage operation failed."""
+class InvalidCheckSuiteError(ConfigurationError):
+    """An unknown or missing compliance check suite was requested."""
 
 
-class UnmappedFilesError(PipelineSystemError):
-    """Files matched no harvester."""
+class InvalidCheckTypeError(ConfigurationError):
+    """A check type that cannot be checked was requested."""
 
 
-class UnmatchedFilesError(PipelineSystemError):
-    """Files were left without a publish type."""
+class InvalidConfigError(ConfigurationError):
+    """The configuration is missing or invalid."""
 
 
-class UnexpectedCsvFilesError(PipelineSystemError):
-    """CSV files matched no configured database object."""
+class InvalidHandlerError(ConfigurationError):
+    """A handler could not be found or loaded."""
 
 
-class InvalidSchemaError(PipelineSystemError):
+class InvalidHarvesterError(ConfigurationError):
+    """An unknown harvester was requested."""
+
+
+class InvalidPathFunctionError(ConfigurationError):
+    """A destination/archive path function cannot be resolved."""
+
+
+class InvalidRecipientError(ConfigurationError):
+    """A notification recipient string is invalid."""
+
+
+class InvalidSchemaError(ConfigurationError):
     """A table schema definition is invalid."""
 
 
-class InvalidSQLConnectionError(PipelineSystemError):
+class MissingConfigParameterError(ConfigurationError):
+    """A required configuration parameter is missing."""
+
+
+class MissingConfigFileError(ConfigurationError):
+    """A required configuration file is missing."""
+
+
+class AttributeNotSetError(FileCollectionError):
+    """A required attribute of a file was never set."""
+
+
+class AttributeValidationError(FileCollectionError):
+    """An attribute value is invalid or not unique."""
+
+
+class DuplicatePipelineFileError(FileCollectionError):
+    """The same file was added to a collection twice."""
+
+
+class InvalidInputFileError(FileCollectionError):
+    """The input file cannot be used (missing, unreadable, not allowed)."""
+
+
+class MissingFileError(FileCollectionError):
+    """A file that should exist does not."""
+
+
+class UnmappedFilesError(FileCollectionError):
+    """Files matched no harvester."""
+
+
+class UnmatchedFilesError(FileCollectionError):
+    """Files were left without a publish type."""
+
+
+class UnexpectedCsvFilesError(FileCollectionError):
+    """CSV files matched no configured database object."""
+
+
+class InvalidStoreUrlError(StorageError):
+    """A storage URL is invalid or the store cannot be reached."""
+
+
+class StorageBrokerError(StorageError):
+    """A storage operation failed."""
+
+
+class InvalidHarvestMapError(HarvestError):
+    """The harvester map is inconsistent."""
+
+
+class InvalidSQLConnectionError(HarvestError):
     """The database connection failed."""
 
 
-class InvalidSQLTransactionError(PipelineSystemError):
+class InvalidSQLTransactionError(HarvestError):
     """A database statement failed."""
 
 
-class GeonetworkConnectionError(PipelineSystemError):
+class GeonetworkConnectionError(HarvestError):
     """GeoNetwork could not be reached."""
 
 
-class GeonetworkRequestError(PipelineSystemError):
+class GeonetworkRequestError(HarvestError):
     """A GeoNetwork request failed."""
