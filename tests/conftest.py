@@ -73,3 +73,28 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL cluster for the whole session (``tests/pgserver.py``); skips if PostgreSQL is missing.
+
+    Yields a ``pgserver.PostgresServer``: ``.database`` (host, port, user, dbname, dsn, url, connect_kwargs) is its
+    maintenance database; ``.create_database()`` / ``.drop_database(name)`` manage others.
+    """
+    from pgserver import start_server
+
+    try:
+        server = start_server()
+    except LookupError as missing:
+        pytest.skip(f"PostgreSQL is not installed: {missing}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_db(postgres_server):
+    """A fresh, empty database on the session's cluster, dropped after the test (a ``pgserver.PostgresDatabase``)."""
+    database = postgres_server.create_database()
+    yield database
+    postgres_server.drop_database(database.dbname)
