@@ -510,18 +510,22 @@ def test_rsync_manifest_example(tmp_path, root, output_dir):
             "sent 1,234 bytes  received 56 bytes  2,580.00 bytes/sec\n")
     manifest = write(tmp_path / "in.rsync_manifest", text)
     collection = RsyncManifestResolveRunner(manifest, str(output_dir), None, None,
-                                            {"relative_path_root": str(root)}).run()
+                                            {"relative_path_root": str(root), "allow_delete_manifests": True}).run()
     assert [(f.src_path, f.is_deletion, f.dest_path) for f in collection] == [
         (str(root / "test_manifest.nc"), False, None),
         (str(root / "aoml/1900728/1900728_Rtraj.nc"), True, None),
     ]
+    # deletions need the same opt-in as delete manifests: without it the whole manifest is refused
+    with pytest.raises(InvalidFileFormatError, match=r"line 5: deletion of 'aoml/1900728/1900728_Rtraj.nc' refused"):
+        RsyncManifestResolveRunner(manifest, str(output_dir), None, None, {"relative_path_root": str(root)}).run()
 
 
 @pytest.mark.parametrize("line", [">f.st...... ../outside.nc", "*deleting   aoml/../../x.nc"])
 def test_rsync_manifest_refuses_parent_references(tmp_path, root, output_dir, line):
     manifest = write(tmp_path / "evil.rsync_manifest", f"receiving incremental file list\n{line}\n")
     with pytest.raises(InvalidFileFormatError, match=r"evil\.rsync_manifest' line 2"):
-        RsyncManifestResolveRunner(manifest, str(output_dir), None, None, {"relative_path_root": str(root)}).run()
+        RsyncManifestResolveRunner(manifest, str(output_dir), None, None,
+                                   {"relative_path_root": str(root), "allow_delete_manifests": True}).run()
 
 
 def test_rsync_manifest_missing_addition(tmp_path, root, output_dir):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from aodncore.limits import ArchiveLimits
 from aodncore.pipeline.exceptions import InvalidFileFormatError
 from aodncore.util import fileops
 from aodncore.util.fileops import (
@@ -411,13 +412,12 @@ def test_extract_gzip_size_limit(tmp_path):
     assert os.listdir(out) == []
 
 
-def test_extract_gzip_module_limit_read_at_call_time(tmp_path, monkeypatch):
+def test_extract_gzip_limits_object(tmp_path):
     archive = _make_gzip(tmp_path / "bomb.gz", b"\x00" * (2 * 1024 * 1024))
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(fileops, "MAX_EXTRACTED_BYTES", 1024)
-    with pytest.raises(InvalidFileFormatError):
-        extract_gzip(archive, str(out))
+    with pytest.raises(InvalidFileFormatError, match="limits.archive_max_member_bytes"):
+        extract_gzip(archive, str(out), limits=ArchiveLimits(max_member_bytes=1024))
     assert os.listdir(out) == []
 
 
@@ -515,20 +515,20 @@ def test_extract_zip_bomb_ratio(tmp_path):
     archive = _hostile_zip(tmp_path / "ratio.zip", [("zeros.bin", b"\x00" * (4 * 1024 * 1024))])
     out = tmp_path / "out"
     out.mkdir()
+    limits = ArchiveLimits(ratio_threshold_bytes=1024 * 1024)
     with pytest.raises(InvalidFileFormatError, match=r"'zeros\.bin' has a compression ratio"):
-        extract_zip(archive, str(out), max_ratio=50)
+        extract_zip(archive, str(out), max_ratio=50, limits=limits)
     assert os.listdir(out) == []
-    extract_zip(archive, str(out), max_ratio=100_000)
+    extract_zip(archive, str(out), max_ratio=100_000, limits=limits)
     assert (out / "zeros.bin").stat().st_size == 4 * 1024 * 1024
 
 
-def test_extract_zip_too_many_members(tmp_path, monkeypatch):
+def test_extract_zip_too_many_members(tmp_path):
     archive = _hostile_zip(tmp_path / "many.zip", [(f"f{i}", b"x") for i in range(5)])
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(fileops, "MAX_MEMBERS", 4)
     with pytest.raises(InvalidFileFormatError, match="5 members exceed the limit of 4"):
-        extract_zip(archive, str(out))
+        extract_zip(archive, str(out), limits=ArchiveLimits(max_members=4))
     assert os.listdir(out) == []
 
 

@@ -30,6 +30,7 @@ from aodncore.ingest.sources import LandingObject, LandingObjectChangedError, fe
 from aodncore.pipeline.common import PipelineFilePublishType
 from aodncore.pipeline.exceptions import PipelineProcessingError
 from aodncore.pipeline.log import get_pipeline_logger
+from aodncore.pipeline.steps.manifestpaths import LandingContext
 from aodncore.util.misc import format_exception
 
 __all__ = ["IngestSettings", "RunContext", "ingest_object", "ingest_objects", "outcome_from_handler", "record_outcome"]
@@ -148,11 +149,28 @@ def _handler_logger(settings: IngestSettings, obj: LandingObject) -> Any:
     return get_pipeline_logger(settings.log_name, extra={"landing_object": obj.uri})
 
 
+def landing_context(obj: LandingObject) -> LandingContext:
+    """Where ``obj`` was landed, for the resolve step (its manifests' allowed roots and relative entries).
+
+    The area is the landing area it was listed from, or, when unknown, the object's own folder.
+    """
+    location = obj.uri if obj.is_s3 else (obj.path or obj.uri)
+    if obj.area:
+        area = obj.area
+    elif obj.is_s3:
+        area = obj.uri.rsplit("/", 1)[0] + "/"
+    else:
+        area = os.path.dirname(location)
+    return LandingContext(area=area, location=location)
+
+
 def _run_handler(local_path: str, obj: LandingObject, settings: IngestSettings) -> Any:
     context = RunContext(settings.run_id, "ingest", settings.pipeline_name, _handler_logger(settings, obj))
     handler = settings.handler_class(
         local_path, config=settings.config, celery_task=context, upload_path=obj.uri, **settings.handler_kwargs
     )
+    # set as an attribute, not a constructor keyword: classic handlers with fixed signatures keep working
+    handler.landing = landing_context(obj)
     handler.run()
     return handler
 

@@ -62,7 +62,9 @@ class LandingObject:
     """One object in a landing area.
 
     ``uri`` is ``s3://bucket/key`` or a ``file://`` URI of the absolute path; ``fingerprint`` is the S3 ETag
-    (without quotes) or ``sha256:<hex>``. S3 objects have ``bucket``/``key``, local files ``path``.
+    (without quotes) or ``sha256:<hex>``. S3 objects have ``bucket``/``key``, local files ``path``. ``area`` is the
+    landing area the object was listed from (the source given to :func:`list_landing`; None when unknown): the
+    roots a manifest's entries may come from.
     """
 
     uri: str
@@ -74,13 +76,14 @@ class LandingObject:
     path: str | None = None
     version_id: str | None = None
     last_modified: datetime | None = None
+    area: str | None = None
 
     @property
     def is_s3(self) -> bool:
         return self.bucket is not None
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str]) -> LandingObject:
+    def from_path(cls, path: str | os.PathLike[str], area: str | None = None) -> LandingObject:
         """Describe one local file (its checksum is computed now)."""
         resolved = Path(path).absolute()
         stat = resolved.stat()
@@ -91,10 +94,11 @@ class LandingObject:
             fingerprint=file_fingerprint(resolved),
             path=str(resolved),
             last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            area=area,
         )
 
     @classmethod
-    def from_s3_entry(cls, bucket: str, entry: dict[str, Any]) -> LandingObject:
+    def from_s3_entry(cls, bucket: str, entry: dict[str, Any], area: str | None = None) -> LandingObject:
         """Describe an S3 object from a ``list_objects_v2`` / ``head_object`` entry (``Key`` must be present)."""
         key = entry["Key"]
         return cls(
@@ -106,6 +110,7 @@ class LandingObject:
             key=key,
             version_id=entry.get("VersionId"),
             last_modified=entry.get("LastModified"),
+            area=area,
         )
 
 
@@ -174,19 +179,19 @@ def list_landing(source: str, *, s3_client: Any = None) -> Iterator[LandingObjec
             name = key.rsplit("/", 1)[-1]
             if key.endswith("/") or is_ignored_name(name):
                 continue
-            yield LandingObject.from_s3_entry(bucket, entry)
+            yield LandingObject.from_s3_entry(bucket, entry, area=source)
         return
 
     root = _local_path(source)
     if root.is_file():
-        yield LandingObject.from_path(root)
+        yield LandingObject.from_path(root, area=str(root.absolute()))
         return
     if not root.is_dir():
         raise FileNotFoundError(f"landing source {source!r} is neither a file, a folder nor an s3:// URI")
 
     for _, path in sorted(_walk_regular_files(str(root))):
         try:
-            yield LandingObject.from_path(path)
+            yield LandingObject.from_path(path, area=str(root.absolute()))
         except FileNotFoundError:  # removed while we were listing
             continue
 

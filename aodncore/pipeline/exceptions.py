@@ -14,8 +14,11 @@ from aodncore.common.exceptions import PipelineProcessingError, PipelineSystemEr
 __all__ = [
     "AttributeNotSetError",
     "AttributeValidationError",
+    "CheckLimitExceededError",
     "ComplianceCheckFailedError",
     "ConfigurationError",
+    "DuplicateDestinationError",
+    "DuplicateManifestEntryError",
     "DuplicatePipelineFileError",
     "FileCollectionError",
     "GeonetworkConnectionError",
@@ -38,6 +41,7 @@ __all__ = [
     "InvalidSQLTransactionError",
     "InvalidSchemaError",
     "InvalidStoreUrlError",
+    "ManifestEntryMissingError",
     "MissingConfigFileError",
     "MissingConfigParameterError",
     "MissingFileError",
@@ -49,6 +53,7 @@ __all__ = [
     "UnexpectedCsvFilesError",
     "UnmappedFilesError",
     "UnmatchedFilesError",
+    "UnsafeManifestEntryError",
 ]
 
 
@@ -196,3 +201,29 @@ class GeonetworkConnectionError(HarvestError):
 
 class GeonetworkRequestError(HarvestError):
     """A GeoNetwork request failed."""
+
+
+# -- data errors that keep a classic system-error class as a second base ---------------------------------------------
+# The classic library raised these situations as system errors (retried forever although no retry can fix them).
+# They are data errors here: ``except PipelineProcessingError`` (checked first by the handler) quarantines them,
+# while code catching the classic class (``except MissingFileError``) still catches them.
+
+
+class UnsafeManifestEntryError(InvalidFileFormatError):
+    """A manifest names a file outside the allowed manifest roots (``..`` escape, absolute path, symlink)."""
+
+
+class ManifestEntryMissingError(InvalidFileFormatError, MissingFileError):
+    """A manifest names a file that does not exist (or is not a regular file)."""
+
+
+class DuplicateManifestEntryError(InvalidFileFormatError, DuplicatePipelineFileError):
+    """A manifest names the same file twice."""
+
+
+class DuplicateDestinationError(InvalidFileContentError, AttributeValidationError):
+    """Two resolved files (e.g. zip members in different folders) map to the same destination or archive path."""
+
+
+class CheckLimitExceededError(ComplianceCheckFailedError):
+    """A file's checks exceeded the check memory or time cap (``limits.check_memory_bytes``/``..._seconds``)."""

@@ -171,6 +171,7 @@ class HandlerBase:
         notify_params: dict | None = None,
         upload_path: str | None = None,
         resolve_params: dict | None = None,
+        landing: Any = None,
     ) -> None:
         # every keyword becomes a public attribute of the same name; config and the include/exclude regexes go
         # through their validating/converting property setters
@@ -195,6 +196,9 @@ class HandlerBase:
             "notify_params": notify_params,
             "upload_path": upload_path,
             "resolve_params": resolve_params,
+            # where the input was landed (an aodncore.pipeline.steps.manifestpaths.LandingContext, set by the
+            # ingest runner): manifests take their allowed roots and relative entries from it
+            "landing": landing,
         }
         for name, value in arguments.items():
             setattr(self, name, value)
@@ -524,8 +528,13 @@ class HandlerBase:
             os.makedirs(subdir, exist_ok=True)
 
     def _resolve(self) -> None:
-        runner = get_resolve_runner(self.input_file, self.collection_dir, self.config, self.logger, self.resolve_params)
+        runner = get_resolve_runner(self.input_file, self.collection_dir, self.config, self.logger, self.resolve_params,
+                                    landing=self._landing_context())
         self._resolve_with(runner)
+
+    def _landing_context(self) -> Any:
+        """Where the input was landed (None for a plain path): ``landing`` as given or set before ``run()``."""
+        return getattr(self, "landing", None)
 
     def _resolve_with(self, runner: Any, **run_kwargs: Any) -> None:
         resolved = phases.resolve_files(

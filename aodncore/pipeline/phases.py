@@ -13,6 +13,8 @@ from typing import Any
 
 from aodncore.pipeline.common import PipelineFileCheckType, PipelineFilePublishType
 from aodncore.pipeline.exceptions import (
+    AttributeValidationError,
+    DuplicateDestinationError,
     InvalidConfigError,
     MissingConfigParameterError,
     UnmatchedFilesError,
@@ -49,16 +51,18 @@ def resolve_files(
     file_update_callback: Callable[..., Any] | None = None,
     runner: Any = None,
     run_kwargs: Mapping[str, Any] | None = None,
+    landing: Any = None,
 ) -> PipelineFileCollection:
     """Turn ``input_file`` into a collection and give matching files their default publish types.
 
     Files whose *name* matches no include regex (default: everything) or matches an exclude regex keep
-    ``publish_type`` ``UNSET``; unless a later hook sets one, publishing refuses them.
+    ``publish_type`` ``UNSET``; unless a later hook sets one, publishing refuses them. ``landing`` (a
+    ``LandingContext``) says where the input was landed, for manifests (allowed roots, relative entries).
     """
     if runner is None:
         from aodncore.pipeline.steps.resolve import get_resolve_runner
 
-        runner = get_resolve_runner(input_file, output_dir, config, logger, resolve_params)
+        runner = get_resolve_runner(input_file, output_dir, config, logger, resolve_params, landing=landing)
     resolved = runner.run(**(run_kwargs or {}))
     if file_update_callback is not None:
         resolved.set_file_update_callback(file_update_callback)
@@ -95,6 +99,20 @@ def _validate_paths_match(files: PipelineFileCollection, attribute: str, regexes
         files.validate_attribute_value_matches_regexes(attribute, regexes)
 
 
+def _assign_unique_paths(collection: PipelineFileCollection, attribute: str, assign: Callable[[], None]) -> None:
+    """Set ``attribute`` on the files and require every value to be unique.
+
+    Two files mapping to one destination (e.g. zip members ``a/x.nc`` and ``b/x.nc``) is a property of the data,
+    which no retry changes: :class:`DuplicateDestinationError`, a data error (still an ``AttributeValidationError``).
+    """
+    try:
+        assign()
+        collection.validate_attribute_uniqueness(attribute)
+    except AttributeValidationError as error:
+        raise DuplicateDestinationError(f"two of the files would be published to the same {attribute}: {error}") \
+            from error
+
+
 def prepare_publish(
     collection: PipelineFileCollection,
     *,
@@ -110,14 +128,12 @@ def prepare_publish(
     if unmatched:
         raise UnmatchedFilesError(f"files with UNSET publish_type found: '{unmatched.get_attribute_list('src_path')}'")
 
-    collection.set_archive_paths(archive_path_function)
-    collection.validate_attribute_uniqueness("archive_path")
+    _assign_unique_paths(collection, "archive_path", lambda: collection.set_archive_paths(archive_path_function))
     _validate_paths_match(
         collection.filter_by_bool_attribute("pending_archive"), "archive_path", allowed_archive_path_regexes
     )
 
-    collection.set_dest_paths(dest_path_function)
-    collection.validate_attribute_uniqueness("dest_path")
+    _assign_unique_paths(collection, "dest_path", lambda: collection.set_dest_paths(dest_path_function))
     _validate_paths_match(
         collection.filter_by_bool_attributes_or("pending_store", "pending_harvest"),
         "dest_path",

@@ -138,8 +138,19 @@ class PrefectHandlerBase(HandlerBase):
         from aodncore.pipeline.steps.resolve import get_resolve_runner
 
         local_input = self._ensure_local_input()
-        runner = get_resolve_runner(local_input, self.collection_dir, self.config, self.logger, self.resolve_params)
+        runner = get_resolve_runner(local_input, self.collection_dir, self.config, self.logger, self.resolve_params,
+                                    landing=self._landing_context())
         self._resolve_with(runner)
+
+    def _landing_context(self) -> Any:
+        """An ``s3://`` input is itself the landing object: its folder is the landing area for its manifests."""
+        landing = super()._landing_context()
+        if landing is None and self.is_s3_input:
+            from aodncore.pipeline.steps.manifestpaths import LandingContext
+
+            folder = self.input_file.rsplit("/", 1)[0] + "/"
+            landing = LandingContext(area=folder, location=self.input_file)
+        return landing
 
     def _archive(self) -> None:
         if not (self.archive_input_file and self.is_s3_input):

@@ -11,6 +11,8 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from aodncore.limits import limits_schema
+
 __all__ = [
     "validate_check_params",
     "validate_custom_params",
@@ -42,6 +44,7 @@ _GLOBAL_SECTION = _section(
     {
         "admin_recipients": _STRING_ARRAY,
         "landing_bucket": _STRING,
+        "manifest_roots": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "archive_uri": _STRING,
         "error_uri": _STRING,
         "optimised_uri": _STRING,
@@ -127,6 +130,7 @@ PIPELINE_CONFIG_SCHEMA: dict[str, Any] = {
         "templating": _TEMPLATING_SECTION,
         "watch": _WATCH_SECTION,
         "trigger": _TRIGGER_SECTION,
+        "limits": limits_schema(),
     },
     "required": ["global", "logging", "mail", "talend", "templating", "watch", "harvester"],
     "additionalProperties": False,

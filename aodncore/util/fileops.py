@@ -6,11 +6,9 @@ Design notes:
   order the ``C`` locale gives (``A B a b``, ASCII before non-ASCII).
 * Image/PDF detection reads the file's leading "magic" bytes directly instead of using libmagic (python-magic), so
   there is no native dependency; the answers agree with libmagic for the formats we care about.
-* Archives are untrusted input. :func:`extract_zip` validates every member before writing anything (no absolute
-  names, no ``..`` escapes, no symlink or device members, bounded member count, declared size and compression ratio)
-  and enforces the size and ratio limits again while streaming; :func:`extract_gzip` streams with a size limit.
-  Violations raise :class:`~aodncore.pipeline.exceptions.InvalidFileFormatError` naming the archive and the reason,
-  and partially written output is removed.
+* Archives are untrusted input: :func:`extract_zip` and :func:`extract_gzip` live in :mod:`aodncore.util.archives`
+  (re-exported here), which validates members and enforces the decompression caps of :mod:`aodncore.limits` while
+  streaming.
 """
 
 from __future__ import annotations
@@ -20,10 +18,8 @@ import gzip
 import hashlib
 import json
 import os
-import posixpath
 import re
 import shutil
-import stat
 import tempfile
 import zipfile
 import zlib
@@ -31,6 +27,8 @@ from collections.abc import Callable, Iterator
 from tempfile import TemporaryDirectory
 from typing import Any
 from urllib.parse import urlparse
+
+from aodncore.util.archives import extract_gzip, extract_zip
 
 __all__ = [
     "TemporaryDirectory",
@@ -61,15 +59,6 @@ __all__ = [
     "validate_file_writable",
 ]
 
-#: Upper bound on the total number of bytes written when extracting one archive.
-MAX_EXTRACTED_BYTES = 10 * 1024 ** 3
-#: Upper bound on the number of members of a zip archive.
-MAX_MEMBERS = 100_000
-#: Highest accepted uncompressed:compressed ratio of a zip member larger than :data:`RATIO_THRESHOLD_BYTES`.
-MAX_COMPRESSION_RATIO = 1000
-#: Members smaller than this are exempt from the ratio limit (tiny files compress absurdly well).
-RATIO_THRESHOLD_BYTES = 1024 ** 2
-
 _CHUNK_SIZE = 1024 ** 2
 
 _TemporaryDirectory = TemporaryDirectory
@@ -85,202 +74,6 @@ def _invalid_format(message: str) -> Exception:
     from aodncore.pipeline.exceptions import InvalidFileFormatError
 
     return InvalidFileFormatError(message)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# archives
-# ---------------------------------------------------------------------------------------------------------------------
-
-def _default_gzip_dest_name(gzip_path: str) -> str:
-    # QUIRK kept from upstream: every trailing '.', 'g' and 'z' character is stripped ('log.gz' -> 'lo')
-    return os.path.basename(gzip_path).rstrip(".gz")
-
-
-def extract_gzip(gzip_path: str, dest_dir: str, dest_name: str | None = None,
-                 max_bytes: int | None = None) -> str:
-    """Decompress a gzip file into ``dest_dir``.
-
-    :param gzip_path: the ``.gz`` file
-    :param dest_dir: existing output directory
-    :param dest_name: output file name (a bare name); by default the basename of ``gzip_path`` with all trailing
-        ``.``/``g``/``z`` characters removed (upstream quirk: ``x.nc.gz`` -> ``x.nc`` but ``log.gz`` -> ``lo``)
-    :param max_bytes: decompressed size limit (default :data:`MAX_EXTRACTED_BYTES`)
-    :return: the path of the decompressed file
-    """
-    limit = MAX_EXTRACTED_BYTES if max_bytes is None else max_bytes
-    name = _default_gzip_dest_name(gzip_path) if dest_name is None else dest_name
-    if name in ("", ".", "..") or os.path.basename(name) != name or "\\" in name:
-        raise _invalid_format(f"cannot extract gzip file '{gzip_path}': invalid output name '{name}'")
-    dest_path = os.path.join(dest_dir, name)
-
-    with open(gzip_path, "rb") as raw:
-        fd, temp_path = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".part")
-        try:
-            written = 0
-            with os.fdopen(fd, "wb") as out, gzip.GzipFile(fileobj=raw, mode="rb") as source:
-                while True:
-                    chunk = source.read(_CHUNK_SIZE)
-                    if not chunk:
-                        break
-                    written += len(chunk)
-                    if written > limit:
-                        raise _invalid_format(
-                            f"gzip file '{gzip_path}' decompresses to more than the limit of {limit} bytes")
-                    out.write(chunk)
-            os.chmod(temp_path, 0o644)
-            os.replace(temp_path, dest_path)
-        except (OSError, EOFError, zlib.error) as e:
-            rm_f(temp_path)
-            if isinstance(e, (gzip.BadGzipFile, EOFError, zlib.error)):
-                raise _invalid_format(f"invalid gzip file '{gzip_path}': {e}") from e
-            raise
-        except BaseException:
-            rm_f(temp_path)
-            raise
-    return dest_path
-
-
-def _member_error(zip_path: str, member: str, reason: str) -> Exception:
-    return _invalid_format(f"refusing to extract zip file '{zip_path}': member '{member}' {reason}")
-
-
-def _safe_member_path(zip_path: str, info: zipfile.ZipInfo) -> str:
-    """Return the normalised relative path of a member, or raise if it is unsafe."""
-    raw_name = info.filename
-    name = raw_name.replace("\\", "/")
-    if "\x00" in name:
-        raise _member_error(zip_path, raw_name, "has a NUL byte in its name")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise _member_error(zip_path, raw_name, "has an absolute path")
-    normalised = posixpath.normpath(name)
-    if normalised == ".." or normalised.startswith("../"):
-        raise _member_error(zip_path, raw_name, "escapes the destination directory")
-    if normalised == ".":
-        return ""
-    return normalised
-
-
-def _validate_zip_members(zip_path: str, infos: list[zipfile.ZipInfo], max_bytes: int, max_members: int,
-                          max_ratio: float) -> list[tuple[zipfile.ZipInfo, str]]:
-    if len(infos) > max_members:
-        raise _invalid_format(
-            f"refusing to extract zip file '{zip_path}': {len(infos)} members exceed the limit of {max_members}")
-    members = []
-    seen: set[str] = set()
-    declared_total = 0
-    for info in infos:
-        relative = _safe_member_path(zip_path, info)
-        mode = info.external_attr >> 16
-        file_type = stat.S_IFMT(mode)
-        if stat.S_ISLNK(mode):
-            raise _member_error(zip_path, info.filename, "is a symbolic link")
-        if file_type and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise _member_error(zip_path, info.filename, "is not a regular file or directory")
-        if info.flag_bits & 0x1:
-            raise _member_error(zip_path, info.filename, "is encrypted")
-        if not info.is_dir():
-            if not relative:
-                raise _member_error(zip_path, info.filename, "has an empty name")
-            if relative in seen:
-                raise _member_error(zip_path, info.filename, "appears more than once")
-            seen.add(relative)
-            declared_total += info.file_size
-            if declared_total > max_bytes:
-                raise _invalid_format(f"refusing to extract zip file '{zip_path}': uncompressed size exceeds the "
-                                      f"limit of {max_bytes} bytes (at member '{info.filename}')")
-            if info.file_size > RATIO_THRESHOLD_BYTES and \
-                    info.file_size > max_ratio * max(info.compress_size, 1):
-                raise _member_error(zip_path, info.filename,
-                                    f"has a compression ratio above the limit of {max_ratio}:1")
-        members.append((info, relative))
-    return members
-
-
-def extract_zip(zip_path: str, dest_dir: str, max_bytes: int | None = None, max_members: int | None = None,
-                max_ratio: float | None = None) -> list[str]:
-    """Safely extract every member of a zip archive into ``dest_dir``.
-
-    All members are validated before anything is written. Unsafe archives raise
-    :class:`~aodncore.pipeline.exceptions.InvalidFileFormatError` naming the archive and the offending member:
-    absolute member names, names escaping ``dest_dir`` through ``..``, symlink/device members, encrypted members,
-    duplicate names, more than ``max_members`` members, a total uncompressed size above ``max_bytes`` or a member
-    (larger than 1 MiB) whose compression ratio exceeds ``max_ratio``. Sizes and ratios are checked again on the
-    bytes actually decompressed; if a limit trips during streaming everything written so far is removed.
-
-    The limits default to the module constants :data:`MAX_EXTRACTED_BYTES`, :data:`MAX_MEMBERS` and
-    :data:`MAX_COMPRESSION_RATIO` (read at call time).
-
-    :return: the paths of the extracted regular files, in archive order
-    """
-    max_bytes = MAX_EXTRACTED_BYTES if max_bytes is None else max_bytes
-    max_members = MAX_MEMBERS if max_members is None else max_members
-    max_ratio = MAX_COMPRESSION_RATIO if max_ratio is None else max_ratio
-
-    dest_root = os.path.realpath(dest_dir)
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
-        raise _invalid_format(f"invalid zip file '{zip_path}': {e}") from e
-
-    with archive:
-        members = _validate_zip_members(zip_path, archive.infolist(), max_bytes, max_members, max_ratio)
-
-        created_files: list[str] = []
-        created_dirs: list[str] = []
-
-        def make_dirs(path: str) -> None:
-            missing = []
-            current = path
-            while not os.path.isdir(current):
-                missing.append(current)
-                current = os.path.dirname(current)
-            for directory in reversed(missing):
-                os.mkdir(directory)
-                created_dirs.append(directory)
-
-        total = 0
-        try:
-            for info, relative in members:
-                target = os.path.join(dest_root, *relative.split("/")) if relative else dest_root
-                if os.path.commonpath([dest_root, os.path.realpath(target)]) != dest_root:
-                    raise _member_error(zip_path, info.filename, "escapes the destination directory")
-                if info.is_dir():
-                    make_dirs(target)
-                    continue
-                make_dirs(os.path.dirname(target))
-                member_written = 0
-                with archive.open(info) as source, open(target, "wb") as out:
-                    created_files.append(target)
-                    while True:
-                        chunk = source.read(_CHUNK_SIZE)
-                        if not chunk:
-                            break
-                        member_written += len(chunk)
-                        total += len(chunk)
-                        if total > max_bytes:
-                            raise _invalid_format(f"refusing to extract zip file '{zip_path}': uncompressed size "
-                                                  f"exceeds the limit of {max_bytes} bytes (at member "
-                                                  f"'{info.filename}')")
-                        if member_written > RATIO_THRESHOLD_BYTES and \
-                                member_written > max_ratio * max(info.compress_size, 1):
-                            raise _member_error(zip_path, info.filename,
-                                                f"has a compression ratio above the limit of {max_ratio}:1")
-                        out.write(chunk)
-        except BaseException as e:
-            for path in reversed(created_files):
-                rm_f(path)
-            for directory in reversed(created_dirs):
-                try:
-                    os.rmdir(directory)
-                except OSError:
-                    pass
-            if isinstance(e, (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)):
-                raise _invalid_format(f"invalid zip file '{zip_path}': {e}") from e
-            if isinstance(e, (FileExistsError, NotADirectoryError, IsADirectoryError)):
-                raise _invalid_format(f"refusing to extract zip file '{zip_path}': conflicting member paths "
-                                      f"({e})") from e
-            raise
-    return created_files
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -23,15 +23,20 @@ from contextlib import contextmanager
 from enum import Enum
 from typing import Any
 
+from aodncore.limits import archive_limits
 from aodncore.pipeline.common import FileType
 from aodncore.pipeline.exceptions import (
+    DuplicateManifestEntryError,
     DuplicatePipelineFileError,
     InvalidFileFormatError,
     InvalidInputFileError,
+    ManifestEntryMissingError,
     MissingFileError,
+    UnsafeManifestEntryError,
 )
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, RemotePipelineFile
 from aodncore.pipeline.steps.basestep import BaseStepRunner
+from aodncore.pipeline.steps.manifestpaths import LandingContext, ManifestPaths
 from aodncore.util.fileops import (
     _is_s3_url,
     extract_gzip,
@@ -49,6 +54,7 @@ __all__ = [
     "DirManifestResolveRunner",
     "GzipFileResolveRunner",
     "JsonManifestResolveRunner",
+    "LandingContext",
     "MapManifestResolveRunner",
     "RsyncManifestResolveRunner",
     "SimpleManifestResolveRunner",
@@ -61,8 +67,13 @@ TableRowErrorDetails = namedtuple("TableRowErrorDetails", ["exc", "row_number", 
 
 
 def get_resolve_runner(input_file: str, output_dir: str, config: Any, logger: Any,
-                       resolve_params: dict | None = None) -> BaseResolveRunner:
-    """Return the resolve runner suited to ``input_file``, chosen from its extension."""
+                       resolve_params: dict | None = None, landing: LandingContext | None = None
+                       ) -> BaseResolveRunner:
+    """Return the resolve runner suited to ``input_file``, chosen from its extension.
+
+    ``landing`` says where the input was landed (set by the ingest runner; None for a plain path): manifests use
+    it for their allowed roots and relative entries (see :mod:`aodncore.pipeline.steps.manifestpaths`).
+    """
     kind = FileType.get_type_from_name(input_file)
     if kind is FileType.DELETE_MANIFEST and not (resolve_params or {}).get("allow_delete_manifests"):
         raise InvalidFileFormatError("delete_manifests are not enabled for this pipeline")
@@ -77,7 +88,7 @@ def get_resolve_runner(input_file: str, output_dir: str, config: Any, logger: An
         FileType.DELETE_MANIFEST: DeleteManifestResolveRunner,
     }
     if kind in manifest_runners:
-        return manifest_runners[kind](input_file, output_dir, config, logger, resolve_params)
+        return manifest_runners[kind](input_file, output_dir, config, logger, resolve_params, landing=landing)
     archive_runners = {FileType.ZIP: ZipFileResolveRunner, FileType.GZIP: GzipFileResolveRunner}
     plain_runner = archive_runners.get(kind, SingleFileResolveRunner)
     return plain_runner(input_file, output_dir, config, logger)
@@ -165,19 +176,20 @@ class BaseResolveRunner(BaseStepRunner, abc.ABC):
 
 
 class BaseManifestResolveRunner(BaseResolveRunner):
-    """Base of manifest runners: relative local paths are resolved against ``relative_path_root``."""
+    """Base of manifest runners: every path a manifest names goes through :class:`ManifestPaths` (allowed roots,
+    relative entries, symlinks, missing files)."""
 
     #: human-readable kind used in error messages
     manifest_kind = "manifest"
 
     def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
-                 resolve_params: dict | None = None) -> None:
+                 resolve_params: dict | None = None, landing: LandingContext | None = None) -> None:
         super().__init__(input_file, output_dir, config=config, logger=logger)
         params = resolve_params or {}
-        if "relative_path_root" in params:
-            self.relative_path_root = params["relative_path_root"]
-        else:
-            self.relative_path_root = config.pipeline_config["global"]["wip_dir"]
+        self.landing = landing
+        self.allow_deletions = bool(params.get("allow_delete_manifests"))
+        self.paths = ManifestPaths(input_file, config, params, landing, output_dir, self._where)
+        self.relative_path_root = self.paths.relative_root
 
     def get_abs_path(self, path: str) -> str:
         """Return ``path`` unchanged if absolute, otherwise joined to ``relative_path_root``."""
@@ -185,31 +197,49 @@ class BaseManifestResolveRunner(BaseResolveRunner):
             return path
         return os.path.join(self.relative_path_root, path)
 
+    @property
+    def _manifest_name(self) -> str:
+        """The manifest as the uploader knows it: its landing location when known, else the input path."""
+        return self.landing.location if self.landing is not None else self.input_file
+
     def _where(self, location: str) -> str:
-        return f"{self.manifest_kind} '{self.input_file}' {location}"
+        return f"{self.manifest_kind} '{self._manifest_name}' {location}"
 
     def _check_dest_path(self, dest_path: str, location: str) -> None:
         reason = _describe_unsafe_path(dest_path)
         if reason is not None:
             raise InvalidFileFormatError(f"{self._where(location)}: dest_path '{dest_path}' {reason}")
 
-    def _add(self, location: str, path: str, **kwargs: Any) -> None:
+    def _add(self, location: str, path: str | PipelineFile, **kwargs: Any) -> None:
         """Add one entry, re-raising collection errors with the manifest name and location attached."""
         try:
             self._collection.add(path, **kwargs)
-        except (MissingFileError, DuplicatePipelineFileError) as e:
+        except DuplicatePipelineFileError as e:
+            raise DuplicateManifestEntryError(f"{self._where(location)}: {e}") from e
+        except MissingFileError as e:
             raise type(e)(f"{self._where(location)}: {e}") from e
 
-    def _add_file(self, location: str, local_path: str, dest_path: str | None) -> None:
-        """Add an existing local file with a preset destination path."""
-        if not os.path.isfile(local_path):
-            raise MissingFileError(f"{self._where(location)}: file '{local_path}' doesn't exist")
+    def _add_entry(self, location: str, entry: str, dest_path: str | None = None) -> None:
+        """Add the file a manifest entry names (checked against the roots), with an optional preset dest_path."""
+        local_path = self.paths.file(location, entry)
         self._add(location, PipelineFile(local_path, dest_path=dest_path))
+
+    def _add_deletion(self, location: str, entry: str) -> None:
+        """Add a deletion named by a manifest line; refused unless deletions are enabled for the pipeline."""
+        if not self.allow_deletions:
+            raise InvalidFileFormatError(
+                f"{self._where(location)}: deletion of '{entry}' refused: deletions by manifest are not enabled "
+                f"for this pipeline (resolve_params 'allow_delete_manifests')")
+        self._add(location, self.paths.deletion_path(location, entry), is_deletion=True)
 
     def _read_lines(self) -> list[str]:
         """Lines of a text manifest with only the trailing line separator removed (blank lines are kept)."""
-        with open(self.input_file) as f:
-            return [line.rstrip(os.linesep) for line in f]
+        try:
+            with open(self.input_file) as f:
+                return [line.rstrip(os.linesep) for line in f]
+        except UnicodeDecodeError as e:
+            raise InvalidFileFormatError(f"{self.manifest_kind} '{self._manifest_name}' is not a text file: "
+                                         f"{e}") from e
 
 
 class BaseCsvManifestResolveRunner(BaseManifestResolveRunner):
@@ -223,8 +253,8 @@ class BaseCsvManifestResolveRunner(BaseManifestResolveRunner):
     headers: tuple[str, ...] = ()
 
     def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
-                 resolve_params: dict | None = None) -> None:
-        super().__init__(input_file, output_dir, config, logger, resolve_params)
+                 resolve_params: dict | None = None, landing: LandingContext | None = None) -> None:
+        super().__init__(input_file, output_dir, config, logger, resolve_params, landing=landing)
         self.errors: list[TableRowErrorDetails] = []
 
     @property
@@ -274,15 +304,15 @@ class BaseCsvManifestResolveRunner(BaseManifestResolveRunner):
                 self._row_handler(dict(zip(self.headers, values)), row_number)
         except (tableschema.exceptions.TableSchemaException, tabulator.exceptions.TabulatorException,
                 UnicodeDecodeError) as e:
-            raise InvalidFileFormatError(f"{self.manifest_kind} '{self.input_file}' could not be read as CSV: "
+            raise InvalidFileFormatError(f"{self.manifest_kind} '{self._manifest_name}' could not be read as CSV: "
                                          f"{type(e).__name__}: {e}") from e
 
         if self.errors:
             messages = [self._format_error(d) for d in self.errors]
-            self._get_logger().error("%s '%s' is invalid: %s", self.manifest_kind, self.input_file,
+            self._get_logger().error("%s '%s' is invalid: %s", self.manifest_kind, self._manifest_name,
                                      "; ".join(messages))
             error = InvalidFileFormatError(messages)
-            error.add_note(f"{self.manifest_kind}: {self.input_file}")
+            error.add_note(f"{self.manifest_kind}: {self._manifest_name}")
             raise error
         return self._collection
 
@@ -359,7 +389,7 @@ class GzipFileResolveRunner(_ArchiveResolveRunner):
         return is_gzip_file(local_path)
 
     def _extract(self, local_path: str) -> None:
-        extract_gzip(local_path, self.output_dir)
+        extract_gzip(local_path, self.output_dir, limits=archive_limits(self._config))
 
 
 class ZipFileResolveRunner(_ArchiveResolveRunner):
@@ -379,7 +409,7 @@ class ZipFileResolveRunner(_ArchiveResolveRunner):
         return is_zip_file(local_path)
 
     def _extract(self, local_path: str) -> None:
-        extract_zip(local_path, self.output_dir)
+        extract_zip(local_path, self.output_dir, limits=archive_limits(self._config))
 
 
 def _name_archive(error: InvalidFileFormatError, input_file: str, local_path: str) -> InvalidFileFormatError:
@@ -405,8 +435,8 @@ class SimpleManifestResolveRunner(BaseManifestResolveRunner):
         for number, path in enumerate(self._read_lines(), start=1):
             location = f"line {number}"
             if not path:
-                raise MissingFileError(f"{self._where(location)}: empty line does not name a file")
-            self._add(location, self.get_abs_path(path))
+                raise ManifestEntryMissingError(f"{self._where(location)}: empty line does not name a file")
+            self._add_entry(location, path)
         return self._collection
 
 
@@ -416,23 +446,23 @@ class DirManifestResolveRunner(BaseManifestResolveRunner):
     manifest_kind = "dir_manifest"
 
     def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
-                 resolve_params: dict | None = None) -> None:
+                 resolve_params: dict | None = None, landing: LandingContext | None = None) -> None:
         warnings.warn("dir_manifest files are deprecated; use a manifest or json_manifest instead",
                       DeprecationWarning, stacklevel=2)
-        super().__init__(input_file, output_dir, config, logger, resolve_params)
+        super().__init__(input_file, output_dir, config, logger, resolve_params, landing=landing)
 
     def run(self) -> PipelineFileCollection:
         for number, path in enumerate(self._read_lines(), start=1):
             location = f"line {number}"
             if not path:
                 # joined to the root this would name the whole root directory: refuse instead of expanding it
-                raise MissingFileError(f"{self._where(location)}: empty line does not name a file or directory")
-            abs_path = self.get_abs_path(path)
-            if os.path.isdir(abs_path):
-                for file_path in list_regular_files(abs_path, recursive=True):
+                raise ManifestEntryMissingError(f"{self._where(location)}: empty line does not name a file or "
+                                                f"directory")
+            if self.paths.is_directory(path):
+                for file_path in self.paths.files_below(location, path):
                     self._add(location, file_path)
             else:
-                self._add(location, abs_path)
+                self._add_entry(location, path)
         return self._collection
 
 
@@ -463,7 +493,7 @@ class JsonManifestResolveRunner(BaseManifestResolveRunner):
             dest_path = entry.get("dest_path") or None
             if dest_path is not None:
                 self._check_dest_path(dest_path, location)
-            self._add_file(location, self.get_abs_path(entry["local_path"]), dest_path)
+            self._add_entry(location, entry["local_path"], dest_path)
         return self._collection
 
 
@@ -476,7 +506,7 @@ class MapManifestResolveRunner(BaseCsvManifestResolveRunner):
     def _row_handler(self, row: dict, row_number: int | None = None) -> None:
         location = f"line {row_number}"
         self._check_dest_path(row["dest_path"], location)
-        self._add_file(location, self.get_abs_path(row["local_path"]), row["dest_path"])
+        self._add_entry(location, row["local_path"], row["dest_path"])
 
 
 class DeleteManifestResolveRunner(BaseCsvManifestResolveRunner):
@@ -529,8 +559,10 @@ class RsyncManifestResolveRunner(BaseManifestResolveRunner):
     """``*.rsync_manifest``: the output of ``rsync --itemize-changes``.
 
     File additions (``>f.........``) are added, file deletions (``*deleting`` of a path not ending in ``/``) are
-    added as deletions; directory lines, the header and anything unrecognised are ignored. Paths containing
-    ``..`` components are refused (rsync never prints them, and deletion paths feed the destination path).
+    added as deletions -- only when deletions by manifest are enabled (``resolve_params['allow_delete_manifests']``,
+    as for ``.delete_manifest``), otherwise the manifest is refused; directory lines, the header and anything
+    unrecognised are ignored. Paths containing ``..`` components are refused (rsync never prints them, and deletion
+    paths feed the destination path).
     """
 
     manifest_kind = "rsync_manifest"
@@ -565,8 +597,10 @@ class RsyncManifestResolveRunner(BaseManifestResolveRunner):
                 continue
             location = f"line {number}"
             if _has_parent_reference(record.path):
-                raise InvalidFileFormatError(f"{self._where(location)}: path '{record.path}' must not contain "
-                                             f"'..' components")
-            is_deletion = record.type is RsyncLineType.FILE_DELETE
-            self._add(location, self.get_abs_path(record.path), is_deletion=is_deletion)
+                raise UnsafeManifestEntryError(f"{self._where(location)}: path '{record.path}' must not contain "
+                                               f"'..' components")
+            if record.type is RsyncLineType.FILE_DELETE:
+                self._add_deletion(location, record.path)
+            else:
+                self._add_entry(location, record.path)
         return self._collection

@@ -1,0 +1,298 @@
+"""Hostile *content* on the real ingest path: manifests, archives, NetCDF files, checks and archive versions.
+
+Every case lands real IMOS files (good ones) or files crafted here (bad ones) in a landing folder, runs
+``aodncore.ingest.runner.ingest_objects`` with the embedded default handler and asserts the exact outcome:
+published byte-identical, or quarantined with a reason naming the file and the cause; nothing from outside the
+landing area in any store; no traceback in the logs; the other files of the run unaffected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import logging
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from ingest_helpers import BAD_NC, GOOD_FILES, IMOS_DIR, build_zip, expected_key
+
+from aodncore.ingest import PUBLISHED, QUARANTINED, list_landing
+from aodncore.ingest.configure import build_settings
+from aodncore.ingest.quarantine import REASON_SUFFIX
+from aodncore.ingest.runner import ingest_objects
+from aodncore.pipeline.defaultconfig import default_config
+
+GOOD, GOOD2 = list(GOOD_FILES)[:2]
+SECRET = b"root:x:0:0:secret outside the landing area\n"
+
+
+# -- harness ---------------------------------------------------------------------------------------------------------
+
+class Run:
+    """One ingest run over a landing folder with the embedded defaults under ``base``."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.landing = tmp_path / "landing"
+        self.landing.mkdir()
+        self.base = tmp_path / "base"
+        self.outside = tmp_path / "outside"
+        self.outside.mkdir()
+        self.secret = self.outside / "passwd"
+        self.secret.write_bytes(SECRET)
+
+    def land(self, name: str, data: bytes | None = None, source: str | None = None) -> Path:
+        path = self.landing / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if data is None:
+            shutil.copyfile(IMOS_DIR / (source or os.path.basename(name)), path)
+        else:
+            path.write_bytes(data)
+        return path
+
+    def ingest(self, *, only: list[str] | None = None, checks: list[str] | None = None,
+               overrides: dict | None = None, handler_params: dict | None = None, source: Path | None = None):
+        settings = build_settings(base_dir=str(self.base), checks=checks, handler_params=handler_params)
+        if overrides:
+            settings = dataclasses.replace(settings, config=default_config(self.base, overrides))
+        self.settings = settings
+        objects = list(list_landing(str(source or self.landing)))
+        if only is not None:
+            objects = [obj for obj in objects if obj.name in only]
+        outcomes = ingest_objects(objects, settings)
+        return {outcome.name: outcome for outcome in outcomes}
+
+    # -- stores -----------------------------------------------------------------------------------------------------
+
+    def store_files(self, store: str) -> list[Path]:
+        folder = self.base / store
+        return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+    def published(self, name: str) -> bytes:
+        return (self.base / "published" / expected_key(name)).read_bytes()
+
+    def quarantined(self, name: str) -> tuple[Path, dict]:
+        stored = [p for p in self.store_files("error") if p.name.startswith(f"{name}.")
+                  and not p.name.endswith(REASON_SUFFIX)]
+        assert len(stored) == 1, stored
+        sidecar = stored[0].with_name(stored[0].name + REASON_SUFFIX)
+        return stored[0], json.loads(sidecar.read_text())
+
+    def assert_secret_nowhere(self) -> None:
+        for store in ("published", "archive", "error"):
+            for path in self.store_files(store):
+                assert SECRET not in path.read_bytes(), f"outside content reached {path}"
+
+
+@pytest.fixture
+def run(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="aodncore")
+    harness = Run(tmp_path)
+    yield harness
+    assert "Traceback" not in caplog.text
+
+
+def assert_quarantined(run: Run, outcomes: dict, name: str, *fragments: str, error_class: str | None = None) -> dict:
+    """``name`` quarantined (original bytes kept, landing file removed) with a reason containing ``fragments``."""
+    outcome = outcomes[name]
+    assert outcome.status == QUARANTINED, (outcome.status, outcome.error)
+    landing_file = run.landing / name
+    stored, reason = run.quarantined(name)
+    assert not landing_file.exists()
+    assert reason["error_type"] == "user"
+    if error_class:
+        assert reason["error_class"] == error_class, reason
+    for fragment in fragments:
+        assert fragment in reason["reason"], (fragment, reason["reason"])
+    assert stored.stat().st_size > 0
+    return reason
+
+
+# -- manifests: allowed roots (issue 6 item 1) -------------------------------------------------------------------------
+
+MANIFEST_KINDS = ["manifest", "json_manifest", "map_manifest", "rsync_manifest", "dir_manifest"]
+
+
+def manifest_text(kind: str, entries: list[str]) -> bytes:
+    """A manifest of ``kind`` naming ``entries`` (dest paths for map manifests are ``X/<basename>``)."""
+    if kind == "json_manifest":
+        return json.dumps({"files": [{"local_path": entry} for entry in entries]}).encode()
+    if kind == "map_manifest":
+        return "".join(f"{entry},X/{os.path.basename(entry)}\n" for entry in entries).encode()
+    if kind == "rsync_manifest":
+        return ("receiving incremental file list\n" + "".join(f">f+++++++++ {entry}\n" for entry in entries)).encode()
+    return "".join(f"{entry}\n" for entry in entries).encode()
+
+
+@pytest.mark.parametrize("kind", MANIFEST_KINDS)
+def test_manifest_naming_a_file_outside_the_landing_area_is_quarantined(run, kind):
+    run.land(GOOD)
+    entry = str(run.outside) if kind == "dir_manifest" else str(run.secret)
+    name = f"evil.{kind}"
+    run.land(name, manifest_text(kind, [GOOD, entry]))
+
+    outcomes = run.ingest(only=[name])
+
+    reason = assert_quarantined(run, outcomes, name, entry, "outside the allowed manifest roots",
+                                "global.manifest_roots", error_class="UnsafeManifestEntryError")
+    assert str(run.landing / name) in reason["reason"]  # the landing manifest, not a scratch copy
+    assert run.store_files("published") == []
+    run.assert_secret_nowhere()
+    assert (run.landing / GOOD).exists()  # the entries themselves are untouched
+
+
+def test_manifest_dotdot_escape_is_quarantined(run):
+    run.land("sub/escape.manifest", b"../../outside/passwd\n")
+
+    outcomes = run.ingest()
+
+    outcome = outcomes["escape.manifest"]
+    assert outcome.status == QUARANTINED
+    _, reason = run.quarantined("escape.manifest")
+    assert "'../../outside/passwd'" in reason["reason"] and "outside the allowed manifest roots" in reason["reason"]
+    assert run.store_files("published") == []
+    run.assert_secret_nowhere()
+
+
+def test_manifest_dotdot_within_the_landing_area_is_allowed(run):
+    run.land(f"data/{GOOD}")
+    run.land("manifests/bundle.manifest", f"../data/{GOOD}\n".encode())
+
+    outcomes = run.ingest(only=["bundle.manifest"], checks=["cf:1.6"])
+
+    assert outcomes["bundle.manifest"].status == PUBLISHED, outcomes["bundle.manifest"].error
+    assert run.published(GOOD) == (IMOS_DIR / GOOD).read_bytes()
+
+
+def test_manifest_symlink_leading_out_is_quarantined(run):
+    (run.landing / "innocent.nc").symlink_to(run.secret)
+    run.land("link.manifest", b"innocent.nc\n")
+
+    outcomes = run.ingest(only=["link.manifest"])
+
+    assert_quarantined(run, outcomes, "link.manifest", "innocent.nc", "symbolic link", str(run.secret),
+                       error_class="UnsafeManifestEntryError")
+    assert run.store_files("published") == []
+    run.assert_secret_nowhere()
+
+
+def test_manifest_naming_a_missing_file_is_quarantined_not_failed(run):
+    run.land(GOOD)
+    run.land("gap.manifest", f"{GOOD}\nnot_there.nc\n".encode())
+
+    outcomes = run.ingest(only=["gap.manifest"])
+
+    reason = assert_quarantined(run, outcomes, "gap.manifest", "line 2", "not_there.nc", "doesn't exist",
+                                error_class="ManifestEntryMissingError")
+    assert "gap.manifest" in reason["reason"]
+    assert run.store_files("published") == []  # nothing of the manifest, not even its good first line
+
+
+def test_manifest_naming_one_file_twice_is_quarantined(run):
+    run.land(GOOD)
+    run.land("twice.manifest", f"{GOOD}\n./{GOOD}\n".encode())
+
+    outcomes = run.ingest(only=["twice.manifest"])
+
+    assert_quarantined(run, outcomes, "twice.manifest", "line 2", "same file as line 1",
+                       error_class="DuplicateManifestEntryError")
+    assert run.store_files("published") == []
+
+
+@pytest.mark.parametrize("kind", MANIFEST_KINDS)
+def test_good_manifest_publishes_its_files_byte_identical(run, kind):
+    run.land(GOOD)
+    run.land(GOOD2)
+    name = f"good.{kind}"
+    entries = ["."] if kind == "dir_manifest" else [GOOD, str(run.landing / GOOD2)]
+    run.land(name, manifest_text(kind, entries))
+
+    outcomes = run.ingest(only=[name], checks=["cf:1.6"])
+
+    assert outcomes[name].status == PUBLISHED, outcomes[name].error
+    if kind == "map_manifest":
+        for member in (GOOD, GOOD2):
+            assert (run.base / "published" / "X" / member).read_bytes() == (IMOS_DIR / member).read_bytes()
+    else:
+        names = {row["name"] for row in outcomes[name].files}
+        assert {GOOD, GOOD2} <= names
+        for member in (GOOD, GOOD2):
+            assert run.published(member) == (IMOS_DIR / member).read_bytes()
+    assert not (run.landing / name).exists()
+
+
+def test_configured_manifest_roots_replace_the_default(run):
+    run.land(GOOD)
+    shutil.copyfile(IMOS_DIR / GOOD2, run.outside / GOOD2)
+    run.land("allowed.manifest", f"{run.outside / GOOD2}\n".encode())
+    run.land("refused.manifest", f"{GOOD}\n".encode())
+
+    outcomes = run.ingest(only=["allowed.manifest", "refused.manifest"],
+                          overrides={"global": {"manifest_roots": [run.outside.as_uri()]}})
+
+    assert outcomes["allowed.manifest"].status == PUBLISHED, outcomes["allowed.manifest"].error
+    assert run.published(GOOD2) == (IMOS_DIR / GOOD2).read_bytes()
+    assert_quarantined(run, outcomes, "refused.manifest", "outside the allowed manifest roots", str(run.outside))
+
+
+# -- manifests: deletions need the opt-in (issue 6 item 2) -----------------------------------------------------------
+
+def _published_victim(run: Run) -> Path:
+    """Publish GOOD first, as an earlier run would have."""
+    run.land(GOOD)
+    assert run.ingest(only=[GOOD])[GOOD].status == PUBLISHED
+    victim = run.base / "published" / expected_key(GOOD)
+    assert victim.exists()
+    return victim
+
+
+def test_rsync_deleting_line_without_opt_in_is_refused_and_deletes_nothing(run):
+    victim = _published_victim(run)
+    run.land("sync.rsync_manifest", f"receiving incremental file list\n*deleting   {GOOD}\n".encode())
+
+    outcomes = run.ingest(only=["sync.rsync_manifest"])
+
+    assert_quarantined(run, outcomes, "sync.rsync_manifest", "line 2", f"deletion of '{GOOD}' refused",
+                       "allow_delete_manifests")
+    assert victim.read_bytes() == (IMOS_DIR / GOOD).read_bytes()
+
+
+def test_rsync_deleting_line_with_opt_in_deletes_the_published_file(run):
+    victim = _published_victim(run)
+    run.land("sync.rsync_manifest", f"receiving incremental file list\n*deleting   {GOOD}\n".encode())
+
+    outcomes = run.ingest(only=["sync.rsync_manifest"],
+                          handler_params={"resolve_params": {"allow_delete_manifests": True}})
+
+    assert outcomes["sync.rsync_manifest"].status == PUBLISHED, outcomes["sync.rsync_manifest"].error
+    assert not victim.exists()
+
+
+def test_delete_manifest_without_opt_in_is_refused(run):
+    victim = _published_victim(run)
+    run.land("drop.delete_manifest", f"{expected_key(GOOD)}\n".encode())
+
+    outcomes = run.ingest(only=["drop.delete_manifest"])
+
+    assert_quarantined(run, outcomes, "drop.delete_manifest", "delete_manifests are not enabled")
+    assert victim.exists()
+
+
+# -- deterministic data errors are quarantined, not failed (issue 6 item 6) ------------------------------------------
+
+def test_zip_whose_members_map_to_one_destination_is_quarantined(run):
+    data = (IMOS_DIR / GOOD).read_bytes()
+    build_zip(run.landing / "clash.zip", {f"a/{GOOD}": data, f"b/{GOOD}": data})
+    run.land(GOOD2)
+
+    outcomes = run.ingest()
+
+    assert_quarantined(run, outcomes, "clash.zip", "same dest_path", expected_key(GOOD),
+                       error_class="DuplicateDestinationError")
+    assert not (run.base / "published" / expected_key(GOOD)).exists()
+    assert outcomes[GOOD2].status == PUBLISHED  # the other file of the run is unaffected
+    assert run.published(GOOD2) == (IMOS_DIR / GOOD2).read_bytes()
