@@ -9,16 +9,14 @@ landing area in any store; no traceback in the logs; the other files of the run 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import logging
 import os
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
-from ingest_helpers import BAD_NC, GOOD_FILES, IMOS_DIR, build_zip, expected_key
+from ingest_helpers import GOOD_FILES, IMOS_DIR, build_zip, expected_key
 
 from aodncore.ingest import PUBLISHED, QUARANTINED, list_landing
 from aodncore.ingest.configure import build_settings
