@@ -377,10 +377,22 @@ def handlers() -> None:
         table.add_column("name")
         table.add_column("object")
         for name, obj in sorted(loaded.items()):
-            table.add_row(name, f"{obj.__module__}.{getattr(obj, '__qualname__', obj)}")
+            table.add_row(name, _describe_entry_point_object(obj))
         for name in failed:
             table.add_row(name, "[red]failed to load[/red]")
         out.print(table)
+
+
+def _describe_entry_point_object(obj: object) -> str:
+    """``module.Name`` of a loaded entry point; a ``functools.partial`` is shown with the names of its presets."""
+    from aodncore.pipeline.handlerref import unwrap_handler_class
+
+    target = unwrap_handler_class(obj)
+    text = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', target)}"
+    if target is not obj:
+        presets = ", ".join(sorted(getattr(obj, "keywords", {}) or {}))
+        text += f" (partial: {presets})" if presets else " (partial)"
+    return text
 
 
 @app.command()

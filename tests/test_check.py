@@ -386,7 +386,7 @@ def table_runner(schema_dir) -> TableSchemaCheckRunner:
 def test_table_schema_good_csv(imos_dir, schema_dir):
     collection = collection_of(imos_dir / "bgc_trip.csv")
     table_runner(schema_dir).run(collection)
-    assert dict(collection[0].check_result) == {"compliant": True, "log": (), "errors": False}
+    assert dict(collection[0].check_result) == {"compliant": True, "log": [], "errors": False}
 
 
 def test_table_schema_bad_csv(imos_file, schema_dir, tmp_path):
@@ -398,8 +398,8 @@ def test_table_schema_bad_csv(imos_file, schema_dir, tmp_path):
     assert not result.compliant
     assert len(result.log) == 2
     first, second = result.log
-    assert first.startswith('Exception: There are 2 cast errors (see exception.errors) for row "3"\nRow Data: ')
-    assert "\nError Data: TRIP_CODE: , SAMPLEDATELOCAL: Wednesday 02:45:00\n" in first
+    assert first == ('Exception: There are 2 cast errors (see exception.errors) for row "3"\n'
+                     "Error Data:  TRIP_CODE: , SAMPLEDATELOCAL: Wednesday 02:45:00\n")
     assert second.startswith("Exception: Row length 3 doesn't match fields count 12 for row \"4\"\n")
 
 
@@ -412,8 +412,8 @@ def test_table_schema_bare_schema_yaml(imos_dir, tmp_path):
 
 def test_table_schema_not_found(imos_dir, tmp_path):
     result = table_runner(tmp_path).check_file(str(imos_dir / "bgc_trip.csv"))
-    assert dict(result) == {"compliant": False, "log": ("could not find schema definition matching: bgc_trip",),
-                            "errors": False}
+    assert dict(result) == {"compliant": False, "log": ("could not find schema definition matching 'bgc_trip'",),
+                            "errors": True}
 
 
 def test_table_schema_stem_is_matched_literally(imos_dir, tmp_path):
@@ -425,7 +425,7 @@ def test_table_schema_stem_is_matched_literally(imos_dir, tmp_path):
     csv = tmp_path / "bgc.trip.csv"
     shutil.copyfile(imos_dir / "bgc_trip.csv", csv)
     result = table_runner(schemas).check_file(str(csv))
-    assert result.log == ("could not find schema definition matching: bgc.trip",)
+    assert result.log == ("could not find schema definition matching 'bgc.trip'",)
 
     (schemas / "BGC.TRIP.yaml").write_text(BGC_TRIP_FIELDS)  # case-insensitive
     assert table_runner(schemas).check_file(str(csv)).compliant

@@ -22,12 +22,6 @@ MEDIUM = BaseCheck.MEDIUM
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
-# "x@domain.tld" (any TLD of two letters or more) or "x@[1.2.3.4]". See quirk Q2 in docs/imos-checks.md.
-_EMAIL_RE = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
-    r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}|\[\d{1,3}(?:\.\d{1,3}){3}\])$"
-)
-
 _MISSING = object()
 
 
@@ -133,10 +127,6 @@ def is_timestamp(value: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def is_email(value: Any) -> bool:
-    return isinstance(value, str) and _EMAIL_RE.match(value) is not None
 
 
 def split_names(value: Any) -> list[str]:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from aodncore.ingest.ledger import IngestLedger
 from aodncore.ingest.runner import IngestSettings
 from aodncore.pipeline.exceptions import InvalidHandlerError
+from aodncore.pipeline.handlerref import handler_class_name, is_handler_factory
 from aodncore.util.misc import discover_entry_points
 
 __all__ = [
@@ -30,13 +31,15 @@ HANDLERS_GROUP = "pipeline.handlers"
 LEDGER_FILE_NAME = "ingest-record.sqlite"
 
 
-def load_handler_class(name: str | None = None, config: Any = None) -> type:
+def load_handler_class(name: str | None = None, config: Any = None) -> Callable[..., Any]:
     """The handler class for ``name``: ``MODULE:CLASS``, an installed handler entry-point name, or the default.
 
-    :raises InvalidHandlerError: if it cannot be found or is not a ``HandlerBase`` subclass
-    """
-    from aodncore.pipeline.handlerbase import HandlerBase
+    The result is returned as loaded: a ``HandlerBase`` subclass or a ``functools.partial`` of one (whose presets
+    then apply to every handler built), or any other callable returning a handler.
 
+    :raises InvalidHandlerError: if it cannot be found, or is neither a ``HandlerBase`` subclass nor a callable
+        building one
+    """
     name = name or DEFAULT_HANDLER
     if ":" in name:
         module_name, _, class_name = name.partition(":")
@@ -54,8 +57,8 @@ def load_handler_class(name: str | None = None, config: Any = None) -> type:
             known = ", ".join(sorted(loaded)) or "none"
             raise InvalidHandlerError(f"handler '{name}' {reason} (installed handlers: {known})")
         handler_class = loaded[name]
-    if not (isinstance(handler_class, type) and issubclass(handler_class, HandlerBase)):
-        raise InvalidHandlerError(f"'{name}' is not a HandlerBase subclass")
+    if not is_handler_factory(handler_class):
+        raise InvalidHandlerError(f"'{name}' is not a HandlerBase subclass (or a callable building a handler)")
     return handler_class
 
 
@@ -142,7 +145,7 @@ def build_settings(
         config=config,
         handler_kwargs=handler_kwargs,
         work_dir=work_dir,
-        pipeline_name=handler_class.__name__,
+        pipeline_name=handler_class_name(handler_class),
         delete_landing=delete_landing,
         ledger=IngestLedger(ledger_path or _ledger_path(config, base_dir)),
         run_id=run_id,

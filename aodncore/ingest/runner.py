@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from aodncore.ingest.quarantine import quarantine_file
 from aodncore.ingest.sources import LandingObject, LandingObjectChangedError, fetch, remove_landing
 from aodncore.pipeline.common import PipelineFilePublishType
 from aodncore.pipeline.exceptions import PipelineProcessingError
+from aodncore.pipeline.handlerref import handler_class_name
 from aodncore.pipeline.log import get_pipeline_logger
 from aodncore.pipeline.steps.manifestpaths import LandingContext
 from aodncore.util.misc import format_exception
@@ -60,7 +61,8 @@ class RunContext:
 class IngestSettings:
     """Everything the per-file unit needs, passed explicitly.
 
-    :param handler_class: a ``HandlerBase`` subclass (classic handlers run unchanged)
+    :param handler_class: a ``HandlerBase`` subclass (classic handlers run unchanged), a ``functools.partial`` of
+        one, or another callable returning a handler; ``handler_name`` names it
     :param config: the ``LazyConfigManager`` of the pipeline
     :param handler_kwargs: keyword arguments for the handler constructor (``check_params``, …)
     :param work_dir: where landing objects are copied to while they are processed
@@ -70,7 +72,7 @@ class IngestSettings:
     :param run_id: id of the surrounding run (e.g. the Prefect flow run)
     """
 
-    handler_class: type
+    handler_class: Callable[..., Any]
     config: Any
     handler_kwargs: Mapping[str, Any] = field(default_factory=dict)
     work_dir: str | None = None
@@ -79,6 +81,11 @@ class IngestSettings:
     ledger: IngestLedger | None = None
     run_id: str | None = None
     log_name: str = "aodncore.ingest.handler"
+
+    @property
+    def handler_name(self) -> str:
+        """The handler's class name (that of the class a partial wraps), for logs, artifacts and reports."""
+        return handler_class_name(self.handler_class)
 
     @property
     def error_uri(self) -> str:

@@ -143,6 +143,8 @@ CHECK_PARAMS_SCHEMA: dict[str, Any] = _section(
         "skip_checks": _STRING_ARRAY,
         "output_format": _STRING,
         "verbosity": _INTEGER,
+        "tableschema_filename_pattern": _STRING,
+        "legacy_cf_verdicts": _BOOLEAN,
     }
 )
 

@@ -146,7 +146,7 @@ def _process(
         len(todo),
         workers,
         f" on Dask ({dask_address})" if dask_address else "",
-        settings.handler_class.__name__,
+        settings.handler_name,
     )
     progress.emit("planned", len(objects))
     outcomes = [_skipped(obj) for obj in skipped]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from typing import Any
 
@@ -14,8 +15,24 @@ __all__ = ["HandlerTestCase", "TEST_ROOT"]
 TEST_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _declared_handler_class(test_case: Any) -> Any:
+    """``handler_class`` as declared on the instance or class, without binding it as a method.
+
+    A ``functools.partial`` (or plain function) stored as a class attribute must come back as it is.
+    """
+    declared = inspect.getattr_static(test_case, "handler_class", None)
+    if isinstance(declared, staticmethod | classmethod):
+        declared = declared.__func__
+    return declared or HandlerBase
+
+
 class HandlerTestCase(BaseTestCase):
-    """Set ``handler_class`` on the subclass; ``self.handler_class(path, **kw)`` then uses the test config."""
+    """Set ``handler_class`` on the subclass; ``self.handler_class(path, **kw)`` then uses the test config.
+
+    ``handler_class`` may be a ``functools.partial`` of a handler class with presets (as handler packages
+    register them). It is wrapped as it is, so a call's keyword arguments win over the injected test ``config``,
+    which wins over a preset ``config``; the other presets apply unchanged.
+    """
 
     handler_class: Any = HandlerBase
 
@@ -26,10 +43,7 @@ class HandlerTestCase(BaseTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        handler_class = getattr(self, "handler_class", None) or HandlerBase
-        if isinstance(handler_class, functools.partial):
-            handler_class = handler_class.func
-        self.handler_class = functools.partial(handler_class, config=self.config)
+        self.handler_class = functools.partial(_declared_handler_class(self), config=self.config)
 
     def test_base(self) -> None:
         self.assertIsInstance(self.handler_class(self.temp_nc_file), HandlerBase)

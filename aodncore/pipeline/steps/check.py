@@ -24,6 +24,7 @@ from aodncore.pipeline.exceptions import (
     InvalidCheckTypeError,
 )
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, ensure_pipelinefilecollection
+from aodncore.pipeline.log import SYSINFO
 from aodncore.pipeline.steps.basestep import BaseStepRunner
 from aodncore.util.fileops import find_file, is_netcdf_file
 
@@ -58,10 +59,11 @@ def get_child_check_runner(check_type: PipelineFileCheckType, config: Any, logge
     parameterless_runners = {
         PipelineFileCheckType.FORMAT_CHECK: FormatCheckRunner,
         PipelineFileCheckType.NONEMPTY_CHECK: NonEmptyCheckRunner,
-        PipelineFileCheckType.TABLE_SCHEMA_CHECK: TableSchemaCheckRunner,
     }
     if check_type in parameterless_runners:
         return parameterless_runners[check_type](config, logger)
+    if check_type is PipelineFileCheckType.TABLE_SCHEMA_CHECK:
+        return TableSchemaCheckRunner(config, logger, check_params=check_params)
     if check_type is not PipelineFileCheckType.NC_COMPLIANCE_CHECK:
         raise InvalidCheckTypeError(f"invalid check type: '{check_type.name}'")
     return ComplianceCheckerCheckRunner(config, logger, check_params=check_params)
@@ -230,8 +232,10 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
     """Check NetCDF files with the compliance checker, one suite at a time.
 
     ``check_params``: ``checks`` (required list of suite names), ``verbosity`` (0), ``criteria`` (``normal``;
-    one of ``lenient``/``normal``/``strict``), ``skip_checks`` (None) and ``output_format`` (``text``).
-    Unknown suites and invalid criteria or formats are refused at construction with ``InvalidCheckSuiteError``.
+    one of ``lenient``/``normal``/``strict``), ``skip_checks`` (None), ``output_format`` (``text``) and
+    ``legacy_cf_verdicts`` (False: True gives compliance-checker 5.0.1's CF verdicts, see
+    :mod:`aodncore.checks.cfcompat`). Unknown suites and invalid criteria or formats are refused at construction
+    with ``InvalidCheckSuiteError``.
     """
 
     def __init__(self, config: Any, logger: Any, check_params: dict | None = None) -> None:
@@ -247,6 +251,11 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
         self.criteria = params.get("criteria", "normal")
         self.skip_checks = params.get("skip_checks")
         self.output_format = params.get("output_format", "text")
+        self.legacy_cf_verdicts = bool(params.get("legacy_cf_verdicts", False))
+        if self.legacy_cf_verdicts:
+            from aodncore.checks.cfcompat import legacy_cf_params
+
+            self.checks, self.skip_checks = legacy_cf_params(self.checks, self.skip_checks)
 
         if self.criteria not in VALID_CRITERIA:
             raise InvalidCheckSuiteError(f"invalid compliance check criteria: '{self.criteria}' "
@@ -355,60 +364,106 @@ class NonEmptyCheckRunner(BaseCheckRunner):
 # table schema
 # ----------------------------------------------------------------------------------------------------------------
 
-def _format_mapping(mapping: Any) -> str:
-    if not mapping:
-        return ""
-    return ", ".join(f"{key}: {value}" for key, value in dict(mapping).items())
+#: at most this many row errors are listed per file; a summary line says how many there were
+TABLE_SCHEMA_MAX_LISTED_ERRORS = 10
+
+
+def _format_error_data(error_data: Any) -> str:
+    """``' field: value'`` for each field of a row error, comma-joined (so the text starts with a space)."""
+    return ",".join(f" {key}: {value}" for key, value in dict(error_data or {}).items())
 
 
 class TableSchemaCheckRunner(BaseCheckRunner):
-    """Validate CSV files against the tableschema YAML found under ``harvester.schema_base_dir``.
+    """Validate CSV files against the table-schema YAML found under ``harvester.schema_base_dir``.
 
     The schema of ``<dir>/NAME.csv`` is the first ``*.yaml`` file (recursive listing order) whose name contains
-    ``NAME`` (case-insensitive). Unlike the classic library, ``NAME`` is matched literally (regex-escaped) and the
-    ``.yaml`` suffix must end the name.
+    ``NAME`` (case-insensitive). With ``check_params['tableschema_filename_pattern']`` the part of ``NAME`` that the
+    pattern matches at its start is searched instead (``^IMOS_ATF-ACOUSTIC`` makes every acoustic file use
+    ``IMOS_ATF-ACOUSTIC*.yaml``); a name the pattern does not match is searched whole. Unlike the classic library
+    the searched text is matched literally (regex-escaped) and ``.yaml`` must end the schema's name.
+
+    After ``validate(path)``: ``compliant``, ``compliance_log`` (one entry per row error, the first
+    :data:`TABLE_SCHEMA_MAX_LISTED_ERRORS` then a summary line) and ``errors`` (True only when no schema was found).
     """
 
-    def __init__(self, config: Any, logger: Any) -> None:
+    def __init__(self, config: Any, logger: Any, check_params: dict | None = None) -> None:
         super().__init__(config, logger)
         self.schema_base_path = config.pipeline_config["harvester"]["schema_base_dir"]
+        pattern = (check_params or {}).get("tableschema_filename_pattern")
+        self.tableschema_filename_pattern: re.Pattern | None = re.compile(pattern) if pattern is not None else None
+        if pattern is not None:
+            self._get_logger().log(SYSINFO, "Schema matching pattern is '%s'", pattern)
+        self.compliance_log: list[str] | tuple[str, ...] = []
+        self.compliant = True
+        self.errors = False
 
     @staticmethod
     def schema_pattern(search: str) -> str:
         """Regex (matched case-insensitively from the start of a file name) selecting the schema file."""
         return rf"(.*){re.escape(search)}(.*)\.yaml$"
 
+    def schema_search_text(self, path: str) -> str:
+        """What the schema file's name must contain for ``path``: its stem, or the part the pattern matches."""
+        search = os.path.splitext(os.path.basename(path))[0]
+        if self.tableschema_filename_pattern is not None:
+            matched = self.tableschema_filename_pattern.match(search)
+            if matched:
+                search = matched.group(0)
+        return search
+
+    def find_schema_file(self, path: str) -> str | None:
+        """The schema file for ``path``, or None."""
+        return find_file(self.schema_base_path, self.schema_pattern(self.schema_search_text(path)))
+
     def run(self, files: PipelineFile | PipelineFileCollection) -> None:
+        logger = self._get_logger()
         for pipeline_file in ensure_pipelinefilecollection(files):
-            pipeline_file.check_result = self.check_file(pipeline_file.src_path)
+            logger.info("checking that '%s' is valid", pipeline_file.src_path)
+            self.validate(pipeline_file.src_path)
+            pipeline_file.check_result = CheckResult(self.compliant, self.compliance_log, self.errors)
 
     def check_file(self, path: str) -> CheckResult:
-        """Validate one CSV file against its schema."""
+        """Validate one CSV file and return the result (``validate`` plus packing the state into a result)."""
+        self.validate(path)
+        return CheckResult(self.compliant, self.compliance_log, self.errors)
+
+    def validate(self, path: str) -> None:
+        """Validate one CSV file against its schema; the outcome is left in ``compliant``, ``compliance_log`` and
+        ``errors``."""
         import tableschema
         import tabulator
         import yaml
 
-        from aodncore.util.ff import get_tableschema_descriptor
+        from aodncore.table import get_tableschema_descriptor
 
-        search = os.path.splitext(os.path.basename(path))[0]
+        self.compliance_log, self.compliant, self.errors = [], True, False
+        search = self.schema_search_text(path)
         schema_file = find_file(self.schema_base_path, self.schema_pattern(search))
+        self._get_logger().log(SYSINFO, "schema file: %s", schema_file)
         if schema_file is None:
-            return CheckResult(False, (f"could not find schema definition matching: {search}",))
+            self.compliance_log = (f"could not find schema definition matching '{search}'",)
+            self.compliant, self.errors = False, True
+            return
 
         with open(schema_file) as f:
             definition = yaml.safe_load(f)
         descriptor = get_tableschema_descriptor(definition, "schema")
 
-        errors: list[str] = []
+        row_errors: list[str] = []
 
         def collect(exc, row_number=None, row_data=None, error_data=None):
-            errors.append(f"Exception: {exc}\nRow Data: {_format_mapping(row_data)}\n"
-                          f"Error Data: {_format_mapping(error_data)}\n")
+            row_errors.append(f"Exception: {exc}\nError Data: {_format_error_data(error_data)}\n")
 
         try:
             for _row in tableschema.Table(path, schema=descriptor).iter(exc_handler=collect):
                 pass
         except (tableschema.exceptions.TableSchemaException, tabulator.exceptions.TabulatorException,
                 UnicodeDecodeError) as e:
-            errors.append(f"Exception: {type(e).__name__}: {e}\nRow Data: \nError Data: \n")
-        return CheckResult(not errors, tuple(errors))
+            # an unreadable CSV is a data error of this file (the classic runner let it escape the step)
+            row_errors.append(f"Exception: {type(e).__name__}: {e}\nError Data: \n")
+        if row_errors:
+            self.compliant = False
+            listed = row_errors[:TABLE_SCHEMA_MAX_LISTED_ERRORS]
+            if len(row_errors) > TABLE_SCHEMA_MAX_LISTED_ERRORS:
+                listed.append(f"(Listing first {TABLE_SCHEMA_MAX_LISTED_ERRORS} errors out of {len(row_errors)})")
+            self.compliance_log = listed
