@@ -1,8 +1,8 @@
 """CSV harvester runsheet logic (with a recording stand-in for PostgreSQL), GeoNetwork client and XML helpers.
 
-PostgreSQL is not started in this suite, so ``DatabaseInteractions`` is replaced by patching the module global
-``aodncore.pipeline.steps.harvest.DatabaseInteractions`` (a supported patch target). GeoNetwork is a small real
-HTTP server on 127.0.0.1.
+Here ``DatabaseInteractions`` is replaced by patching the module global
+``aodncore.pipeline.steps.harvest.DatabaseInteractions`` (a supported patch target); the real database runs in
+``test_compat_harvest_pg.py``. GeoNetwork is a small real HTTP server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from aodncore.pipeline.geonetwork import (
     Geonetwork,
     GeonetworkMetadataHandler,
     dict_to_xml,
+    geonetwork_exception_handler,
 )
 from aodncore.pipeline.steps import harvest
 from aodncore.pipeline.steps.harvest import CsvHarvesterRunner
@@ -150,16 +151,24 @@ def test_dependencies_expanded_transitively():
     assert by_name["trip"] == {"name": "trip", "type": "table"}
     assert sorted(by_name["sample"]["dependencies"]) == ["trip"]
     assert sorted(by_name["sample_view"]["dependencies"]) == ["sample", "trip"]
-    assert sorted(by_name["sample_map"]["dependencies"]) == ["sample", "sample_view", "trip"]
+    assert by_name["sample_map"]["dependencies"] == ["trip", "sample", "sample_view"]  # configuration order
+    assert all(type(obj) is dict for obj in runner.db_objects)
     # the configuration itself is not modified
     assert DB_OBJECTS[3]["dependencies"] == ["sample_view"]
 
 
-def test_dependency_cycle_terminates():
-    objects = [{"name": "a", "type": "view", "dependencies": ["b"]}, {"name": "b", "type": "view",
-                                                                      "dependencies": ["a"]}]
-    runner = CsvHarvesterRunner(None, {"db_schema": "s", "db_objects": objects}, None, LOGGER)
-    assert [obj["dependencies"] for obj in runner.db_objects] == [["b"], ["a"]]
+def test_dependency_cycle_and_unknown_dependency_are_clear_errors():
+    objects = [{"name": "a", "type": "view", "dependencies": ["b"]},
+               {"name": "b", "type": "view", "dependencies": ["c"]},
+               {"name": "c", "type": "view", "dependencies": ["a"]}]
+    with pytest.raises(InvalidHarvesterError, match=r"db_objects dependency cycle: a -> b -> c -> a"):
+        CsvHarvesterRunner(None, {"db_schema": "s", "db_objects": objects}, None, LOGGER)
+    selfish = [{"name": "a", "type": "view", "dependencies": ["a"]}]
+    with pytest.raises(InvalidHarvesterError, match=r"cycle: a -> a"):
+        CsvHarvesterRunner(None, {"db_schema": "s", "db_objects": selfish}, None, LOGGER)
+    unknown = [{"name": "t", "type": "table"}, {"name": "v", "type": "view", "dependencies": ["T"]}]
+    with pytest.raises(InvalidHarvesterError, match="'v' depends on 'T', which is not one of the db_objects"):
+        CsvHarvesterRunner(None, {"db_schema": "s", "db_objects": unknown}, None, LOGGER)
 
 
 def test_replace_runsheet_and_upload(tmp_path, fake_db, harvester_config, csv_file):
@@ -215,7 +224,8 @@ def test_unexpected_csv_files(fake_db, harvester_config, csv_file):
     files = PipelineFileCollection([csv_file("trip.csv"), csv_file("unknown.csv"), csv_file("trip_view.csv")])
     with pytest.raises(UnexpectedCsvFilesError) as excinfo:
         runner.run(files)
-    assert str(excinfo.value) == "No db_objects match these pipeline files: ['unknown.csv', 'trip_view.csv']"
+    unexpected = [files[1].local_path, files[2].local_path]
+    assert str(excinfo.value) == f"No db_objects match these pipeline files: {unexpected}"
     assert fake_db.instances == []
     assert not any(f.is_harvested for f in files)
 
@@ -281,8 +291,9 @@ def test_metadata_updates(monkeypatch, fake_db, harvester_config, csv_file, tmp_
     assert handled[0][1]["spatial"]["db_schema"] == "bgc"
     assert "db_schema" not in updates[0]["spatial"]  # params not modified
     assert all(isinstance(conn, FakeDatabase) for conn, _ in handled)
-    assert len(fake_db.instances) == 3  # the load, then one transaction per update
-    assert any("broken" in m and "geonetwork said no" in m for m in caplog.messages)
+    assert len(fake_db.instances) == 2  # the load, then one transaction for all updates
+    assert handled[0][0] is handled[1][0]
+    assert any(m.startswith("metadata update skipped") and "geonetwork said no" in m for m in caplog.messages)
 
 
 def test_metadata_update_sql_errors_propagate(monkeypatch, fake_db, harvester_config, csv_file, tmp_path):
@@ -316,22 +327,33 @@ def test_database_interactions_without_psycopg2(monkeypatch):
 
 
 def test_dict_to_xml():
-    assert dict_to_xml("a") == "<a/>"
-    assert dict_to_xml("a", value="x < y & z") == "<a>x &lt; y &amp; z</a>"
+    assert dict_to_xml("a") == "<a>None</a>"  # never self-closing; a missing value renders as its str()
+    assert dict_to_xml("a", value="x < y") == "<a>x < y</a>"  # nothing is escaped (raw GML goes in as is)
     assert dict_to_xml("a", value=0) == "<a>0</a>"
-    assert dict_to_xml("a", attr={"id": 'q"1'}) == '<a id="q&quot;1"/>'
+    assert dict_to_xml("a", value="v", attr={"k": 1, "j": 2}) == '<a k="1"  j="2">v</a>'
     assert dict_to_xml("a", display=False) == ""
-    nested = dict_to_xml("root", attr={"v": 1}, elems=[
+    nested = dict_to_xml("root", value="ignored", attr={"v": 1}, elems=[
         {"tag": "child", "value": "one"},
-        {"tag": "child", "elems": {"tag": "grandchild", "value": 2}},
+        {"tag": "child", "elems": [{"tag": "grandchild", "value": 2}]},
         {"tag": "hidden", "display": False},
     ])
     assert nested == '<root v="1"><child>one</child><child><grandchild>2</grandchild></child></root>'
     minidom.parseString(nested)
+    # list tags: nested wrappers, the innermost gets value/attr; display does not apply
+    assert dict_to_xml(["a", "b"], value="v", attr={"k": 1, "j": 2}, display=False) == '<a><b k="1"  j="2">v</b></a>'
+
+
+RECORD = (
+    '<mdb:MD_Metadata xmlns:mdb="http://standards.iso.org/iso/19115/-3/mdb/2.0" '
+    'xmlns:mri="http://standards.iso.org/iso/19115/-3/mri/1.0" '
+    'xmlns:gex="http://standards.iso.org/iso/19115/-3/gex/1.0" '
+    'xmlns:gco="http://standards.iso.org/iso/19115/-3/gco/1.0"><mdb:identificationInfo>'
+    '<mri:MD_DataIdentification xmlns:gml="http://www.opengis.net/gml/3.2"/></mdb:identificationInfo></mdb:MD_Metadata>'
+)
 
 
 class GeonetworkStub(BaseHTTPRequestHandler):
-    records = {"known-uuid": "<mdb:MD_Metadata>record</mdb:MD_Metadata>"}
+    records = {"known-uuid": RECORD}
     requests: list[dict] = []
 
     def log_message(self, *args):
@@ -383,50 +405,107 @@ def geonetwork_url():
 def test_geonetwork_get_record(geonetwork_url):
     gn = Geonetwork(geonetwork_url, "admin", "gnpw")
     assert "gnpw" not in repr(gn)
-    assert gn.get_record("known-uuid") == "<mdb:MD_Metadata>record</mdb:MD_Metadata>"
+    assert gn.session.auth == ("admin", "gnpw") and gn.session.verify is True
+    assert gn.session.headers["X-XSRF-TOKEN"] == "tok123"
+    assert gn.get_record("known-uuid") == RECORD
     post, get = GeonetworkStub.requests
     assert post["method"] == "POST" and post["path"] == f"/geonetwork/{BASE_API}"
     assert get["path"] == f"/geonetwork/{BASE_API}/{ENDPOINT_RECORD_GET}/known-uuid"
     assert get["headers"]["Accept"] == "application/xml"
     assert get["headers"]["Authorization"] == "Basic " + base64.b64encode(b"admin:gnpw").decode()
-    with pytest.raises(GeonetworkRequestError, match="404"):
+    with pytest.raises(GeonetworkRequestError, match="404") as excinfo:
         gn.get_record("missing-uuid")
+    assert str(excinfo.value) == str(excinfo.value.__cause__)
 
 
-def test_geonetwork_connection_error():
+def test_geonetwork_connection_error_at_construction():
     with pytest.raises(GeonetworkConnectionError):
-        Geonetwork("http://127.0.0.1:9/", "admin", "gnpw").get_record("x")
+        Geonetwork("http://127.0.0.1:9/", "admin", "gnpw")
 
 
-def test_metadata_handler_updates_extents(geonetwork_url):
+def test_exception_handler_is_a_context_manager_and_a_decorator():
+    import requests
+
+    with pytest.raises(GeonetworkConnectionError, match="^refused$"), geonetwork_exception_handler():
+        raise requests.exceptions.ConnectionError("refused")
+    with pytest.raises(GeonetworkRequestError, match="^slow$"), geonetwork_exception_handler():
+        raise requests.exceptions.ReadTimeout("slow")
+    with pytest.raises(KeyError), geonetwork_exception_handler():
+        raise KeyError("other errors pass")
+
+    @geonetwork_exception_handler()
+    def fails():
+        raise requests.exceptions.HTTPError("500 Server Error")
+
+    with pytest.raises(GeonetworkRequestError, match="500"):
+        fails()
+
+
+def test_requests_is_a_module_global_patch_target(monkeypatch):
+    from unittest import mock
+
+    import aodncore.pipeline.geonetwork as geonetwork
+
+    with mock.patch("aodncore.pipeline.geonetwork.requests.Session.post") as post:
+        Geonetwork("http://gn.invalid/", "u", "p")
+    assert post.call_args.args == ("http://gn.invalid/srv/api/0.1",)
+    assert geonetwork.requests.Session is __import__("requests").Session
+
+
+def test_metadata_handler_updates_extents(geonetwork_url, caplog):
+    calls = []
+
     class Conn:
-        def get_spatial_extent(self, *args):
-            assert args == ("bgc", "trip", "geom", 3)
-            return '<gml:Polygon gml:id="p1"><gml:exterior>ring</gml:exterior></gml:Polygon>'
+        def get_spatial_extent(self, **kwargs):
+            calls.append(("spatial", kwargs))
+            return {"boundingpolygonasgml3": '<gml:Polygon gml:id="p1"><gml:exterior>ring</gml:exterior></gml:Polygon>'}
 
-        def get_temporal_extent(self, *_table_and_column):
-            return "2020-01-01T00:00:00", "2020-12-31T23:59:59"
+        def get_temporal_extent(self, **kwargs):
+            calls.append(("temporal", kwargs))
+            return {"min_value": "2020-01-01T00:00:00", "max_value": "2020-12-31T23:59:59"}
 
-        def get_vertical_extent(self, *_table_and_column):
-            return 0.5, 120
+        def get_vertical_extent(self, **kwargs):
+            raise AssertionError("not configured: never queried")
 
     metadata = {"uuid": "known-uuid", "spatial": {"table": "trip", "column": "geom", "resolution": 3,
                                                   "db_schema": "bgc"},
-                "temporal": {"table": "trip", "column": "time"}, "vertical": {"table": "trip", "column": "depth"}}
+                "temporal": {"table": "trip", "column": "time"}}
     gn = Geonetwork(geonetwork_url, "admin", "gnpw")
-    GeonetworkMetadataHandler(Conn(), gn, metadata, LOGGER).run()
+    handler = GeonetworkMetadataHandler(Conn(), gn, metadata, LOGGER)
+    assert (handler.uuid, handler.vertical, handler.xml_text) == ("known-uuid", None, None)
+    with caplog.at_level(logging.INFO, logger=LOGGER.name):
+        handler.run()
+    assert calls == [("spatial", metadata["spatial"]), ("temporal", metadata["temporal"])]
+    logged = [r.getMessage() for r in caplog.records if "extent data" in r.getMessage()]
+    assert logged == ["Collecting extent data for known-uuid", "Updating extent data for known-uuid"]
+    assert handler.xml_text == RECORD
+    assert handler.get_namespace_dict() == {
+        "xmlns:mri": "http://standards.iso.org/iso/19115/-3/mri/1.0",
+        "xmlns:gex": "http://standards.iso.org/iso/19115/-3/gex/1.0",
+        "xmlns:gco": "http://standards.iso.org/iso/19115/-3/gco/1.0",
+        "xmlns:gml": "http://www.opengis.net/gml/3.2",
+    }
 
     put = GeonetworkStub.requests[-1]
     assert put["method"] == "PUT"
     assert put["path"] == f"/geonetwork/{BASE_API}/{ENDPOINT_BATCH_UPDATE}?uuids=known-uuid"
+    assert put["headers"]["content-type"] == "application/json"
     (change,) = json.loads(put["body"])
+    assert list(change) == ["value", "xpath"]
     assert change["xpath"] == ".//mri:MD_DataIdentification/mri:extent"
     value = change["value"]
     document = minidom.parseString(value)  # well-formed, namespaces declared
     assert document.documentElement.tagName == "gn_replace"
-    assert document.getElementsByTagName("gex:EX_Extent")
+    assert value.startswith('<gn_replace><gex:EX_Extent xmlns:mri=')
     assert '<gex:polygon><gml:Polygon gml:id="p1">' in value
     assert "<gml:beginPosition>2020-01-01T00:00:00</gml:beginPosition>" in value
     assert "<gml:endPosition>2020-12-31T23:59:59</gml:endPosition>" in value
-    assert "<gex:minimumValue><gco:Real>0.5</gco:Real></gex:minimumValue>" in value
-    assert "<gex:maximumValue><gco:Real>120</gco:Real></gex:maximumValue>" in value
+    # no vertical data: the element is still there, empty -- never the text "None"
+    assert "<gex:minimumValue><gco:Real></gco:Real></gex:minimumValue>" in value
+    assert "None" not in value
+
+
+def test_metadata_handler_without_extents_does_nothing():
+    handler = GeonetworkMetadataHandler(None, None, {}, None)
+    assert (handler.uuid, handler.spatial, handler.spatial_data, handler.xml_text) == (None, None, {}, None)
+    handler.run()  # touches neither the database nor the session (both None)

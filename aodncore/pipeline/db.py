@@ -2,28 +2,38 @@
 
 ``psycopg2`` is an optional dependency (extra ``[db]``); it is imported only when a connection is opened, so the
 rest of the package works without it.
+
+Object, column and type names are written into the SQL *unquoted*, as the classic harvester did (PostgreSQL folds
+them to lower case, so YAML fields such as ``SAMPLE`` and SQL files saying ``sample`` agree). They come from the
+pipeline's own configuration and schema files, never from landing data; each is still checked to be a plain
+(optionally schema-qualified) SQL identifier before use.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from typing import Any
 
 from aodncore.pipeline.exceptions import InvalidSQLConnectionError, InvalidSQLTransactionError, MissingFileError
+from aodncore.pipeline.log import SYSINFO
+from aodncore.util.fileops import find_file
 from aodncore.util.misc import format_exception
 
 __all__ = ["DatabaseInteractions"]
 
-_DROPPABLE_TYPES = {"table": "TABLE", "view": "VIEW", "materialized view": "MATERIALIZED VIEW"}
 _LOGGER = logging.getLogger(__name__)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+_OBJECT_TYPE = re.compile(r"^[A-Za-z]+( [A-Za-z]+)*$")
+_COLUMN_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\([0-9, ]+\))?$")
+#: PostgreSQL ``to_char`` format of the temporal extent (24-hour clock, minutes: the classic used ``hh:mm``)
+TEMPORAL_EXTENT_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS'
 
 
 def _import_psycopg2() -> Any:
     try:
         import psycopg2
-        import psycopg2.sql
+        import psycopg2.extras
     except ImportError:
         raise InvalidSQLConnectionError(
             "psycopg2 is not installed; install the 'db' extra (pip install 'aodncore[db]') to use the csv harvester"
@@ -31,47 +41,51 @@ def _import_psycopg2() -> Any:
     return psycopg2
 
 
-def _find_schema_file(base_path: str, name: str, extension_pattern: str) -> str | None:
-    """First file below ``base_path`` (sorted walk) named ``<name>[.<anything>].<extension>``, case-insensitive."""
-    pattern = re.compile(rf"{re.escape(name)}(\..*)?\.{extension_pattern}$", re.IGNORECASE)
-    for root, dirs, files in os.walk(base_path):
-        dirs.sort()
-        for filename in sorted(files):
-            if pattern.match(filename):
-                return os.path.join(root, filename)
-    return None
+def _checked(name: Any, pattern: re.Pattern, what: str) -> str:
+    if not isinstance(name, str) or not pattern.match(name):
+        raise InvalidSQLTransactionError(f"invalid {what} {name!r}: not a plain SQL name")
+    return name
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 class DatabaseInteractions:
     """A PostgreSQL transaction as a context manager: commit when the block succeeds, roll back when it raises.
 
     ``config`` holds the ``psycopg2.connect`` keyword arguments (``host``, ``dbname``, ``user``, ``password``, ...;
-    ``sslmode`` defaults to ``prefer``). ``schema_base_path`` is searched for the ``<name>.yaml`` table schemas and
-    ``<name>.sql`` scripts. ``status`` is one of ``initiated``, ``connected``, ``committed``, ``rolled_back``.
+    ``sslmode`` defaults to ``prefer``). ``schema_base_path`` is searched for the ``<name>[.*].yaml`` table schemas
+    and ``<name>[.*].sql`` scripts. ``status`` is one of ``initiated``, ``connected``, ``committed``,
+    ``rolled_back``. Inside the ``with`` block ``_conn`` and ``_cur`` (a ``DictCursor``) are set.
     """
 
     def __init__(self, config: dict, schema_base_path: str, logger: Any = None) -> None:
         self.config = config
         self.schema_base_path: str = schema_base_path
-        self.logger = logger if logger is not None else _LOGGER
-        self.connection: Any = None
-        self.cursor: Any = None
+        self._logger = logger if logger is not None else _LOGGER
+        self._conn: Any = None
+        self._cur: Any = None
         self.status = "initiated"
 
     def __repr__(self) -> str:
         # never show the connection parameters: they contain the password
         return f"DatabaseInteractions(status={self.status!r})"
 
+    # earlier names of the private attributes
+    connection = property(lambda self: self._conn, doc="The open connection (``_conn``).")
+    cursor = property(lambda self: self._cur, doc="The open cursor (``_cur``).")
+    logger = property(lambda self: self._logger, doc="The logger (``_logger``).")
+
     # -- transaction ----------------------------------------------------------------------------------------------
 
     def __enter__(self) -> DatabaseInteractions:
         psycopg2 = _import_psycopg2()
-        params = {"sslmode": "prefer", **self.config}
         try:
-            self.connection = psycopg2.connect(**params)
-        except psycopg2.Error as exc:
+            self._conn = psycopg2.connect(**{"sslmode": "prefer", **dict(self.config or {})})
+        except Exception as exc:  # noqa: BLE001 - any failure to connect (bad keys included) is a connection error
             raise InvalidSQLConnectionError(f"unable to connect to the database: {self._safe(exc)}") from None
-        self.cursor = self.connection.cursor()
+        self._cur = self._conn.cursor(cursor_factory=psycopg2.extras.DictCursor)
         self.status = "connected"
         return self
 
@@ -79,40 +93,42 @@ class DatabaseInteractions:
         psycopg2 = _import_psycopg2()
         try:
             if exc_type is None:
+                self._logger.info("Committing changes")
                 try:
-                    self.connection.commit()
+                    self._conn.commit()
                 except psycopg2.Error as commit_exc:
-                    self.connection.rollback()
+                    self._conn.rollback()
                     self.status = "rolled_back"
                     raise InvalidSQLTransactionError(f"commit failed: {self._safe(commit_exc)}") from None
                 self.status = "committed"
             else:
-                self.connection.rollback()
+                self._logger.info("Rolling back changes")
+                self._conn.rollback()
                 self.status = "rolled_back"
         finally:
             try:
-                self.cursor.close()
+                self._cur.close()
             finally:
-                self.connection.close()
+                self._conn.close()
         return False
 
     def _safe(self, exc: BaseException) -> str:
         text = format_exception(exc)
         password = (self.config or {}).get("password")
-        return text.replace(password, "***") if password else text
+        return text.replace(str(password), "***") if password else text
 
-    def _execute(self, statement: Any, params: Any = None) -> None:
+    def _execute(self, statement: str, params: Any = None) -> None:
         psycopg2 = _import_psycopg2()
+        self._logger.log(SYSINFO, "executing SQL: %s", statement)
         try:
-            self.cursor.execute(statement, params)
+            self._cur.execute(statement, params)
         except psycopg2.Error as exc:
             raise InvalidSQLTransactionError(f"database statement failed: {self._safe(exc)}") from None
+        self._logger.log(SYSINFO, "SQL status: %s", self._cur.statusmessage)
 
     @staticmethod
-    def _identifier(name: str) -> Any:
-        from psycopg2 import sql
-
-        return sql.Identifier(*name.split("."))
+    def _name(step: dict) -> str:
+        return _checked(step["name"], _IDENTIFIER, "db object name")
 
     # -- runsheet tasks -------------------------------------------------------------------------------------------
 
@@ -122,33 +138,20 @@ class DatabaseInteractions:
 
     def truncate_table(self, step: dict) -> None:
         """``TRUNCATE`` the step's object if it is a table."""
-        if step["type"] != "table":
-            return
-        from psycopg2 import sql
-
-        self._execute(sql.SQL("TRUNCATE TABLE {}").format(self._identifier(step["name"])))
+        if step["type"] == "table":
+            self._execute(f"TRUNCATE TABLE {self._name(step)}")
 
     def refresh_materialized_view(self, step: dict) -> None:
         """``REFRESH`` the step's object if it is a materialized view."""
-        if step["type"] != "materialized view":
-            return
-        from psycopg2 import sql
-
-        self._execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(self._identifier(step["name"])))
+        if step["type"] == "materialized view":
+            self._execute(f"REFRESH MATERIALIZED VIEW {self._name(step)}")
 
     def drop_object(self, step: dict) -> None:
-        """``DROP <type> IF EXISTS <name> CASCADE``."""
-        from psycopg2 import sql
-
-        try:
-            object_type = _DROPPABLE_TYPES[step["type"]]
-        except KeyError:
-            raise InvalidSQLTransactionError(
-                f"cannot drop db object '{step['name']}' of type '{step['type']}'"
-            ) from None
-        self._execute(
-            sql.SQL("DROP {} IF EXISTS {} CASCADE").format(sql.SQL(object_type), self._identifier(step["name"]))
-        )
+        """``DROP <type> IF EXISTS <name> CASCADE`` (any object type)."""
+        object_type = _checked(step["type"], _OBJECT_TYPE, "db object type")
+        name = self._name(step)
+        self._logger.info("Dropping %s %s", object_type, name)
+        self._execute(f"DROP {object_type.upper()} IF EXISTS {name} CASCADE")
 
     def load_data_from_csv(self, step: dict) -> None:
         """``COPY`` the step's CSV file (``step['local_path']``, UTF-8, with header) into its table."""
@@ -156,82 +159,81 @@ class DatabaseInteractions:
         if not local_path:
             return
         psycopg2 = _import_psycopg2()
-        from psycopg2 import sql
-
-        statement = sql.SQL("COPY {} FROM STDIN WITH HEADER CSV").format(self._identifier(step["name"]))
+        statement = f"COPY {self._name(step)} FROM STDIN WITH HEADER CSV"
+        self._logger.log(SYSINFO, "executing SQL: %s", statement)
         try:
             with open(local_path, encoding="utf-8") as handle:
-                self.cursor.copy_expert(statement, handle)
+                self._cur.copy_expert(statement, handle)
         except FileNotFoundError:
             raise MissingFileError(f"CSV file '{local_path}' for db object '{step['name']}' not found") from None
         except psycopg2.Error as exc:
             raise InvalidSQLTransactionError(f"loading '{local_path}' failed: {self._safe(exc)}") from None
 
+    def _schema_file(self, name: str, extensions: str) -> str | None:
+        # "<name>", optionally ".<anything>", then the extension, at the end of the file name; case-insensitive
+        return find_file(self.schema_base_path, rf"{re.escape(name)}(\..*)?\.{extensions}$")
+
     def execute_sql_file(self, step: dict) -> None:
-        """Run the first ``<name>[.*].sql`` file under the schema base path (required for non-table objects)."""
-        path = _find_schema_file(self.schema_base_path, step["name"], "sql")
-        if path is None:
-            if step["type"] != "table":
-                raise MissingFileError(f"no SQL file for db object '{step['name']}' under '{self.schema_base_path}'")
-            return
-        with open(path, encoding="utf-8") as handle:
-            self._execute(handle.read())
+        """Run the first ``<name>[.*].sql`` file under the schema base path as one batch (none: nothing to do)."""
+        path = self._schema_file(step["name"], "sql")
+        if path is not None:
+            with open(path, encoding="utf-8") as handle:
+                self._execute(handle.read())
 
     def create_table_from_yaml_file(self, step: dict) -> None:
-        """``CREATE TABLE`` from the first ``<name>[.*].yml|yaml`` table schema under the schema base path."""
+        """``CREATE TABLE`` for a table from the first ``<name>[.*].yml|yaml`` schema under the schema base path.
+
+        The schema is the YAML document's ``schema`` entry (a table-schema *resource*) or the whole document (a bare
+        schema). Without a YAML file nothing is created.
+        """
         if step["type"] != "table":
             return
-        import yaml
-        from psycopg2 import sql
-
-        from aodncore.util.ff import get_field_type, get_tableschema_descriptor
-
-        path = _find_schema_file(self.schema_base_path, step["name"], "(yml|yaml)")
+        path = self._schema_file(step["name"], "(yml|yaml)")
         if path is None:
-            raise MissingFileError(f"no table schema for db object '{step['name']}' under '{self.schema_base_path}'")
+            return
+        import yaml
+
+        from aodncore.table import get_field_type, get_tableschema_descriptor
+
         with open(path, encoding="utf-8") as handle:
-            descriptor = get_tableschema_descriptor(yaml.safe_load(handle), step["name"])
+            descriptor = get_tableschema_descriptor(yaml.safe_load(handle), "schema")
         columns = [
-            sql.SQL("{} {}").format(sql.Identifier(field["name"]), sql.SQL(get_field_type(field.get("type", "any"))))
+            f"{_checked(field['name'], _IDENTIFIER, 'column name')} "
+            f"{_checked(get_field_type(field.get('type', 'any')), _COLUMN_TYPE, 'column type')}"
             for field in descriptor["fields"]
         ]
         primary_key = descriptor.get("primaryKey")
         if primary_key:
-            keys = [primary_key] if isinstance(primary_key, str) else primary_key
-            columns.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, keys))))
-        self._execute(
-            sql.SQL("CREATE TABLE {} ({})").format(self._identifier(step["name"]), sql.SQL(", ").join(columns))
-        )
+            keys = [primary_key] if isinstance(primary_key, str) else list(primary_key)
+            columns.append(f"PRIMARY KEY ({','.join(_checked(k, _IDENTIFIER, 'key name') for k in keys)})")
+        self._execute(f"CREATE TABLE {self._name(step)} ({','.join(columns)})")
 
     # -- extents for metadata -------------------------------------------------------------------------------------
 
-    def _fetchone(self, statement: Any, params: Any = None) -> Any:
+    def _fetchone(self, statement: str, params: Any = None) -> Any:
         self._execute(statement, params)
-        return self.cursor.fetchone()
+        return self._cur.fetchone()
 
-    def get_spatial_extent(self, db_schema: str, table: str, column: str, resolution: int) -> Any:
-        """GML polygon bounding ``column`` of ``table`` (database function ``BoundingPolygonAsGml3``)."""
-        row = self._fetchone("SELECT BoundingPolygonAsGml3(%s, %s, %s, %s)", (db_schema, table, column, resolution))
-        return row[0] if row else None
+    def get_spatial_extent(self, db_schema: str, table: str, column: str, resolution: Any) -> Any:
+        """Row with key ``boundingpolygonasgml3``: the GML polygon bounding ``column`` of ``table`` (database
+        function ``BoundingPolygonAsGml3``)."""
+        return self._fetchone("SELECT BoundingPolygonAsGml3(%s, %s, %s, %s)", (db_schema, table, column, resolution))
 
-    def get_temporal_extent(self, table: str, column: str) -> tuple[str | None, str | None]:
-        """(min, max) of ``column`` in UTC, formatted ``YYYY-MM-DDThh:mm:ss``."""
-        from psycopg2 import sql
-
-        fmt = 'YYYY-MM-DD"T"HH24:MI:SS'
-        statement = sql.SQL(
-            "SELECT to_char(min({col}) AT TIME ZONE 'UTC', {fmt}), to_char(max({col}) AT TIME ZONE 'UTC', {fmt}) "
-            "FROM {table}"
-        ).format(col=sql.Identifier(column), fmt=sql.Literal(fmt), table=self._identifier(table))
-        row = self._fetchone(statement)
-        return (row[0], row[1]) if row else (None, None)
-
-    def get_vertical_extent(self, table: str, column: str) -> tuple[Any, Any]:
-        """(min, max) of ``column``."""
-        from psycopg2 import sql
-
-        statement = sql.SQL("SELECT min({col}), max({col}) FROM {table}").format(
-            col=sql.Identifier(column), table=self._identifier(table)
+    def get_temporal_extent(self, table: str, column: str) -> Any:
+        """Row with keys ``min_value``/``max_value``: UTC minimum and maximum of ``column`` (``YYYY-MM-DDTHH:MM:SS``;
+        None for an empty table). The column name is double-quoted (case-sensitive)."""
+        column_sql = '"' + column.replace('"', '""') + '"'
+        fmt = _literal(TEMPORAL_EXTENT_FORMAT)
+        return self._fetchone(
+            f"SELECT to_char(min({column_sql}) AT TIME ZONE 'UTC', {fmt}) AS min_value, "
+            f"to_char(max({column_sql}) AT TIME ZONE 'UTC', {fmt}) AS max_value "
+            f"FROM {_checked(table, _IDENTIFIER, 'table name')}"
         )
-        row = self._fetchone(statement)
-        return (row[0], row[1]) if row else (None, None)
+
+    def get_vertical_extent(self, table: str, column: str) -> Any:
+        """Row with keys ``min_value``/``max_value``: minimum and maximum of ``column`` (None for an empty table)."""
+        column_sql = _checked(column, _IDENTIFIER, "column name")
+        return self._fetchone(
+            f"SELECT min({column_sql}) AS min_value, max({column_sql}) AS max_value "
+            f"FROM {_checked(table, _IDENTIFIER, 'table name')}"
+        )

@@ -1,22 +1,28 @@
 """Update the extents of GeoNetwork metadata records from the data loaded by the CSV harvester.
 
-``requests`` is imported when a GeoNetwork session is used, keeping ``import aodncore.pipeline`` fast.
+The module global ``requests`` (a supported patch target, e.g. ``aodncore.pipeline.geonetwork.requests.Session.get``)
+is imported on first use, keeping ``import aodncore.pipeline`` fast.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import os
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterable, Iterator, Mapping
+from io import StringIO
 from typing import Any
 
 from aodncore.pipeline.exceptions import GeonetworkConnectionError, GeonetworkRequestError
-from aodncore.util.misc import format_exception
+from aodncore.util.misc import generate_id
 
 __all__ = [
     "BASE_API",
     "ENDPOINT_BATCH_UPDATE",
     "ENDPOINT_RECORD_GET",
+    "EXTENT_XPATH",
     "Geonetwork",
     "GeonetworkMetadataHandler",
     "dict_to_xml",
@@ -26,187 +32,187 @@ __all__ = [
 BASE_API = "srv/api/0.1"
 ENDPOINT_RECORD_GET = "records"
 ENDPOINT_BATCH_UPDATE = "records/batchediting"
-
 EXTENT_XPATH = ".//mri:MD_DataIdentification/mri:extent"
-NAMESPACES = {
-    "mri": "http://standards.iso.org/iso/19115/-3/mri/1.0",
-    "gex": "http://standards.iso.org/iso/19115/-3/gex/1.0",
-    "gco": "http://standards.iso.org/iso/19115/-3/gco/1.0",
-    "gml": "http://www.opengis.net/gml/3.2",
-}
+#: namespace prefixes of the record copied onto the replacement extent element
+EXTENT_NAMESPACE_PREFIXES = ("mri", "gex", "gml", "gco")
 REQUEST_TIMEOUT = 60
-_TEXT_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_ATTR_ENTITIES = {**_TEXT_ENTITIES, '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
-
-
-def _escape(text: str, entities: Mapping[str, str]) -> str:
-    return "".join(entities.get(char, char) for char in text)
 _LOGGER = logging.getLogger(__name__)
 
 
-class _RawXml(str):
-    """A string that :func:`dict_to_xml` inserts verbatim (already well-formed XML, e.g. GML from PostGIS)."""
+def _requests() -> Any:
+    """The module global ``requests`` (importing it on first use; a patched global is returned as patched)."""
+    module = globals().get("requests")
+    if module is None:
+        import requests as module
+
+        globals()["requests"] = module
+    return module
 
 
-def geonetwork_exception_handler(func: Callable) -> Callable:
-    """Decorator turning ``requests`` failures into GeoNetwork connection/request errors."""
+def __getattr__(name: str) -> Any:
+    if name == "requests":
+        return _requests()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import requests
 
-        try:
-            return func(*args, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise GeonetworkConnectionError(f"unable to reach GeoNetwork: {format_exception(exc)}") from None
-        except requests.RequestException as exc:
-            raise GeonetworkRequestError(f"GeoNetwork request failed: {format_exception(exc)}") from None
+@contextlib.contextmanager
+def geonetwork_exception_handler() -> Iterator[None]:
+    """Inside it, ``requests`` failures become GeoNetwork errors (also usable as a decorator when called).
 
-    return wrapper
+    Connection failures (refused, DNS, proxy, SSL, connect timeout) raise :class:`GeonetworkConnectionError`; every
+    other ``requests`` error (HTTP status, read timeout, bad URL) :class:`GeonetworkRequestError`. ``str()`` of the
+    new error is that of the original. Other exceptions pass unchanged.
+    """
+    requests = _requests()
+    try:
+        yield
+    except requests.exceptions.ConnectionError as exc:
+        raise GeonetworkConnectionError(exc) from exc
+    except requests.exceptions.RequestException as exc:
+        raise GeonetworkRequestError(exc) from exc
+
+
+def _attributes(attr: Mapping[str, Any] | None) -> str:
+    # each attribute is " key=\"value\"", and the pieces are joined by one more space
+    return " ".join(f' {key}="{value}"' for key, value in (attr or {}).items())
 
 
 def dict_to_xml(
-    tag: str,
+    tag: str | list[str],
     value: Any = None,
     attr: Mapping[str, Any] | None = None,
-    elems: Iterable[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+    elems: Iterable[Mapping[str, Any]] | None = None,
     display: bool = True,
 ) -> str:
-    """Render one XML element (and, recursively, its children) to a string.
+    """Render one XML element (and, recursively, its children) as text; nothing is escaped.
 
-    ``value`` is the text content (escaped); ``attr`` the attributes; ``elems`` the child elements, each a mapping
-    of this function's keyword arguments (a single mapping is one child). ``display=False`` renders nothing.
+    ``elems`` are child elements, each a mapping of this function's keyword arguments; when there are any, ``value``
+    is ignored, else the text is ``str(value)``. A list ``tag`` renders nested wrapper elements, outermost first,
+    the innermost holding ``value``/``attr``/``elems`` (``display`` does not apply to list tags). Otherwise
+    ``display=False`` renders nothing. Elements are never self-closing.
     """
+    if isinstance(tag, list | tuple):
+        *wrappers, innermost = tag
+        text = dict_to_xml(innermost, value=value, attr=attr, elems=elems)
+        for wrapper in reversed(wrappers):
+            text = f"<{wrapper}>{text}</{wrapper}>"
+        return text
     if not display:
         return ""
-    attributes = "".join(f' {name}="{_escape(str(val), _ATTR_ENTITIES)}"' for name, val in (attr or {}).items())
-    if isinstance(elems, Mapping):
-        elems = [elems]
-    children = "".join(dict_to_xml(**child) for child in (elems or []))
-    if value is None:
-        text = ""
-    elif isinstance(value, _RawXml):
-        text = str(value)
-    else:
-        text = _escape(str(value), _TEXT_ENTITIES)
-    if not text and not children:
-        return f"<{tag}{attributes}/>"
-    return f"<{tag}{attributes}>{text}{children}</{tag}>"
+    children = [elems] if isinstance(elems, Mapping) else list(elems or [])
+    text = "".join(dict_to_xml(**child) for child in children) if children else str(value)
+    return f"<{tag}{_attributes(attr)}>{text}</{tag}>"
 
 
 class Geonetwork:
-    """A GeoNetwork API session (basic auth, XSRF token) for reading and batch-editing metadata records."""
+    """A GeoNetwork API session. Construction contacts the server (to receive its XSRF token)."""
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
-        import requests
-
-        self.base_url = base_url.rstrip("/")
+        requests = _requests()
+        self.base_url = base_url
         self.session = requests.Session()
-        self.session.auth = requests.auth.HTTPBasicAuth(username, password)
+        self.session.auth = (username, password)
+        self.session.verify = True
         self.session.headers.update({"Accept": "application/xml"})
-        self._token: str | None = None
+        with geonetwork_exception_handler():
+            # GeoNetwork answers a first (unauthorised) POST with an XSRF-TOKEN cookie; its status does not matter
+            self.session.post(os.path.join(self.base_url, BASE_API), timeout=REQUEST_TIMEOUT)
+        token = self.session.cookies.get("XSRF-TOKEN")
+        if token:
+            self.session.headers["X-XSRF-TOKEN"] = token
 
     def __repr__(self) -> str:
         return f"Geonetwork(base_url={self.base_url!r})"
 
-    def _url(self, endpoint: str = "") -> str:
-        return "/".join(part for part in (self.base_url, BASE_API, endpoint) if part)
+    def get_record(self, _uuid: str) -> str:
+        """The XML text of record ``_uuid``."""
+        with geonetwork_exception_handler():
+            response = self.session.get(os.path.join(self.base_url, BASE_API, ENDPOINT_RECORD_GET, _uuid),
+                                        timeout=REQUEST_TIMEOUT)
+            response.raise_for_status()
+            return response.text
 
-    @geonetwork_exception_handler
-    def _ensure_token(self) -> None:
-        if self._token is not None:
-            return
-        # GeoNetwork answers the first (unauthorised) POST with an XSRF-TOKEN cookie
-        self.session.post(self._url(), timeout=REQUEST_TIMEOUT)
-        token = self.session.cookies.get("XSRF-TOKEN")
-        if not token:
-            raise GeonetworkRequestError(f"GeoNetwork at '{self.base_url}' did not return an XSRF-TOKEN cookie")
-        self._token = token
-        self.session.headers["X-XSRF-TOKEN"] = token
+    def update_record(self, _uuid: str, changes: list[dict]) -> None:
+        """Apply batch-editing ``changes`` (``[{"value": ..., "xpath": ...}]``) to record ``_uuid``."""
+        with geonetwork_exception_handler():
+            response = self.session.put(
+                os.path.join(self.base_url, BASE_API, ENDPOINT_BATCH_UPDATE),
+                params={"uuids": _uuid},
+                headers={"accept": "application/json", "content-type": "application/json"},
+                data=json.dumps(changes),
+                timeout=REQUEST_TIMEOUT,
+            )
+            response.raise_for_status()
 
-    @geonetwork_exception_handler
-    def get_record(self, uuid: str) -> str:
-        """The XML text of record ``uuid``."""
-        self._ensure_token()
-        response = self.session.get(self._url(f"{ENDPOINT_RECORD_GET}/{uuid}"), timeout=REQUEST_TIMEOUT)
-        response.raise_for_status()
-        return response.text
 
-    @geonetwork_exception_handler
-    def update_record(self, uuid: str, changes: list[dict]) -> str:
-        """Apply batch-editing ``changes`` (``[{"xpath": ..., "value": ...}]``) to record ``uuid``."""
-        self._ensure_token()
-        response = self.session.put(
-            self._url(ENDPOINT_BATCH_UPDATE),
-            params={"uuids": uuid},
-            json=changes,
-            timeout=REQUEST_TIMEOUT,
-        )
-        response.raise_for_status()
-        return response.text
+def _text(value: Any) -> str:
+    """Element text of an extent value: an extent without data is sent empty (never the text ``None``)."""
+    return "" if value is None else str(value)
 
 
 class GeonetworkMetadataHandler:
     """Compute the extents of one metadata update (``spatial``/``temporal``/``vertical``) and write them.
 
     ``metadata`` is one entry of ``harvest_params['metadata_updates']`` (with ``db_schema`` added to ``spatial``).
+    Construction touches nothing; :meth:`run` queries the database, reads the record and replaces its extent.
     """
 
-    def __init__(self, conn: Any, session: Geonetwork, metadata: Mapping[str, Any], logger: Any = None) -> None:
-        self.conn = conn
-        self.session = session
-        self.metadata = metadata
-        self.logger = logger if logger is not None else _LOGGER
+    def __init__(self, conn: Any, session: Any, metadata: Mapping[str, Any] | None, logger: Any = None) -> None:
+        self._conn = conn
+        self._session = session
+        self._logger = logger if logger is not None else _LOGGER
+        metadata = metadata or {}
+        self.uuid = metadata.get("uuid")
+        self.spatial = metadata.get("spatial")
+        self.temporal = metadata.get("temporal")
+        self.vertical = metadata.get("vertical")
+        self.spatial_data: Any = {}
+        self.temporal_data: Any = {}
+        self.vertical_data: Any = {}
+        self.xml_text: str | None = None
 
-    def get_extents(self) -> dict[str, Any]:
-        extents: dict[str, Any] = {}
-        spatial = self.metadata.get("spatial")
-        if spatial:
-            extents["polygon"] = self.conn.get_spatial_extent(
-                spatial.get("db_schema"), spatial["table"], spatial["column"], spatial["resolution"]
-            )
-        temporal = self.metadata.get("temporal")
-        if temporal:
-            extents["temporal"] = self.conn.get_temporal_extent(temporal["table"], temporal["column"])
-        vertical = self.metadata.get("vertical")
-        if vertical:
-            extents["vertical"] = self.conn.get_vertical_extent(vertical["table"], vertical["column"])
-        return extents
+    def get_namespace_dict(self) -> dict[str, str]:
+        """``{'xmlns:<prefix>': uri}`` of the record's ``mri``/``gex``/``gml``/``gco`` declarations, in document
+        order (the last declaration of a prefix wins). Raises ``ParseError`` when ``xml_text`` is not XML."""
+        if self.xml_text is None:
+            raise ElementTree.ParseError("no metadata record text to read namespaces from")
+        namespaces: dict[str, str] = {}
+        for _event, (prefix, uri) in ElementTree.iterparse(StringIO(self.xml_text), events=("start-ns",)):
+            if prefix in EXTENT_NAMESPACE_PREFIXES:
+                namespaces.pop(f"xmlns:{prefix}", None)
+                namespaces[f"xmlns:{prefix}"] = uri
+        return namespaces
 
-    def build_extent_xml(self, extents: Mapping[str, Any]) -> str:
-        """The ``<gn_replace>`` wrapped ``mri:extent``/``gex:EX_Extent`` element for the given extents."""
-        elements: list[dict] = []
-        polygon = extents.get("polygon")
-        if polygon:
-            elements.append({"tag": "gex:geographicElement", "elems": {"tag": "gex:EX_BoundingPolygon", "elems": {
-                "tag": "gex:polygon", "value": _RawXml(polygon)}}})
-        vertical = extents.get("vertical")
-        if vertical and None not in vertical:
-            elements.append({"tag": "gex:verticalElement", "elems": {"tag": "gex:EX_VerticalExtent", "elems": [
-                {"tag": "gex:minimumValue", "elems": {"tag": "gco:Real", "value": vertical[0]}},
-                {"tag": "gex:maximumValue", "elems": {"tag": "gco:Real", "value": vertical[1]}},
-            ]}})
-        temporal = extents.get("temporal")
-        if temporal and None not in temporal:
-            elements.append({"tag": "gex:temporalElement", "elems": {"tag": "gex:EX_TemporalExtent", "elems": {
-                "tag": "gex:extent", "elems": {
-                    "tag": "gml:TimePeriod",
-                    "attr": {"gml:id": f"temporal-extent-{self.metadata.get('uuid', '')}"},
-                    "elems": [
-                        {"tag": "gml:beginPosition", "value": temporal[0]},
-                        {"tag": "gml:endPosition", "value": temporal[1]},
-                    ],
-                }}}})
-        namespaces = {f"xmlns:{prefix}": uri for prefix, uri in NAMESPACES.items()}
-        extent = dict_to_xml("mri:extent", attr=namespaces, elems={"tag": "gex:EX_Extent", "elems": elements})
-        return dict_to_xml("gn_replace", value=_RawXml(extent))
+    def build_api_payload(self) -> list[dict[str, str]]:
+        """The batch-editing change replacing the record's extent with the spatial, vertical and temporal data."""
+        spatial, vertical, temporal = self.spatial_data or {}, self.vertical_data or {}, self.temporal_data or {}
+        children = [
+            {"tag": ["gex:geographicElement", "gex:EX_BoundingPolygon", "gex:polygon"],
+             "value": _text(spatial.get("boundingpolygonasgml3"))},
+            {"tag": ["gex:verticalElement", "gex:EX_VerticalExtent"], "elems": [
+                {"tag": ["gex:minimumValue", "gco:Real"], "value": _text(vertical.get("min_value"))},
+                {"tag": ["gex:maximumValue", "gco:Real"], "value": _text(vertical.get("max_value"))},
+            ]},
+            {"tag": ["gex:temporalElement", "gex:EX_TemporalExtent", "gex:extent", "gml:TimePeriod"],
+             "attr": {"gml:id": generate_id()}, "elems": [
+                {"tag": "gml:beginPosition", "value": _text(temporal.get("min_value"))},
+                {"tag": "gml:endPosition", "value": _text(temporal.get("max_value"))},
+            ]},
+        ]
+        extent = dict_to_xml("gex:EX_Extent", attr=self.get_namespace_dict(), elems=children)
+        return [{"value": dict_to_xml("gn_replace", value=extent), "xpath": EXTENT_XPATH}]
 
     def run(self) -> None:
-        uuid = self.metadata["uuid"]
-        extents = self.get_extents()
-        if not any(extents.values()):
-            self.logger.warning("no extents found for metadata record '%s'; record not updated", uuid)
+        """Collect the configured extents, read the record and write the new extent (nothing when none is set)."""
+        if self.spatial is None and self.temporal is None and self.vertical is None:
             return
-        changes = [{"xpath": EXTENT_XPATH, "value": self.build_extent_xml(extents)}]
-        self.session.update_record(uuid, changes)
-        self.logger.info("updated extents of metadata record '%s'", uuid)
+        self._logger.info("Collecting extent data for %s", self.uuid)
+        if self.spatial:
+            self.spatial_data = self._conn.get_spatial_extent(**self.spatial)
+        if self.temporal:
+            self.temporal_data = self._conn.get_temporal_extent(**self.temporal)
+        if self.vertical:
+            self.vertical_data = self._conn.get_vertical_extent(**self.vertical)
+        self.xml_text = self._session.get_record(self.uuid)
+        self._logger.info("Updating extent data for %s", self.uuid)
+        self._session.update_record(_uuid=self.uuid, changes=self.build_api_payload())

@@ -9,8 +9,6 @@ The module globals ``CsvHarvesterRunner``, ``DatabaseInteractions``, ``Geonetwor
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import os
 import tempfile
@@ -18,21 +16,13 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from aodncore.pipeline.db import DatabaseInteractions
-from aodncore.pipeline.exceptions import (
-    InvalidConfigError,
-    InvalidHarvesterError,
-    InvalidSQLConnectionError,
-    InvalidSQLTransactionError,
-    MissingConfigFileError,
-    MissingConfigParameterError,
-    UnexpectedCsvFilesError,
-    UnmappedFilesError,
-)
+from aodncore.pipeline.db import DatabaseInteractions  # noqa: F401 - patch target, used by csvharvest
+from aodncore.pipeline.exceptions import InvalidHarvesterError, UnmappedFilesError
 from aodncore.pipeline.files import PipelineFileCollection, validate_pipelinefilecollection
-from aodncore.pipeline.geonetwork import Geonetwork, GeonetworkMetadataHandler
+from aodncore.pipeline.geonetwork import Geonetwork, GeonetworkMetadataHandler  # noqa: F401 - patch targets
 from aodncore.pipeline.log import SYSINFO
-from aodncore.pipeline.steps.basestep import BaseStepRunner
+from aodncore.pipeline.steps.csvharvest import CsvHarvesterRunner
+from aodncore.pipeline.steps.harvestbase import BaseHarvesterRunner
 from aodncore.util.misc import Validator, format_exception, validate_type
 from aodncore.util.process import SystemProcess
 
@@ -53,9 +43,6 @@ __all__ = [
 TALEND_OUTPUT_START = "--- START TALEND OUTPUT ---"
 TALEND_OUTPUT_END = "--- END TALEND OUTPUT ---"
 DEFAULT_SLICE_SIZE = 2048
-
-#: database failures that abort a CSV harvest even where other errors are only logged
-_DATABASE_ERRORS = (InvalidSQLConnectionError, InvalidSQLTransactionError)
 
 
 def get_harvester_runner(
@@ -250,27 +237,6 @@ def create_symlink(base_dir: str, src_path: str, dest_path: str) -> str:
 # runners
 
 
-class BaseHarvesterRunner(BaseStepRunner):
-    """Common parts of the harvester runners: the storage broker, the harvest parameters and the logger."""
-
-    def __init__(self, storage_broker: Any, harvest_params: dict | None, config: Any, logger: Any) -> None:
-        super().__init__(config, logger)
-        self.storage_broker = storage_broker
-        self.params = dict(harvest_params) if harvest_params else {}
-        self.unexpected_pipeline_files: list = []
-
-    @property
-    def config(self) -> Any:
-        return self._config
-
-    @property
-    def logger(self) -> logging.Logger | logging.LoggerAdapter:
-        return self._get_logger()
-
-    def run(self, pipeline_files: PipelineFileCollection) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
 class TalendHarvesterRunner(BaseHarvesterRunner):
     """Run the shell commands configured in ``config.trigger_config`` (Talend jobs) for the files to harvest.
 
@@ -451,153 +417,6 @@ class TalendHarvesterRunner(BaseHarvesterRunner):
                     self.storage_broker.delete(to_delete, is_stored_attr="is_upload_undone")
         if first_error is not None:
             raise first_error
-
-
-class CsvHarvesterRunner(BaseHarvesterRunner):
-    """Load CSV files into PostgreSQL tables (``harvest_params['db_objects']``) and refresh dependent objects.
-
-    Deletions are refused with :class:`InvalidHarvesterError`: this harvester can only load data, and treating a
-    deletion as a load would silently re-load (or crash on) data meant to be removed.
-    """
-
-    def __init__(self, storage_broker: Any, harvest_params: dict | None, config: Any, logger: Any) -> None:
-        super().__init__(storage_broker, harvest_params, config, logger)
-        self.db_objects_raw = self.params.get("db_objects")
-        self.db_objects = (
-            [self.build_dependency_tree(obj) for obj in self.db_objects_raw] if self.db_objects_raw else None
-        )
-
-    @property
-    def db_schema(self) -> str | None:
-        return self.params.get("db_schema")
-
-    def build_dependency_tree(self, db_object: dict) -> dict:
-        """Copy ``db_object`` with its ``dependencies`` expanded transitively (each name once)."""
-        result = copy.deepcopy(db_object)
-        if not db_object.get("dependencies"):
-            return result
-        by_name = {obj["name"].lower(): obj for obj in (self.db_objects_raw or [])}
-        expanded: list[str] = []
-        pending = list(db_object["dependencies"])
-        while pending:
-            name = pending.pop(0)
-            if name in expanded or name.lower() == db_object["name"].lower():
-                continue
-            expanded.append(name)
-            pending.extend(by_name.get(name.lower(), {}).get("dependencies", []))
-        result["dependencies"] = expanded
-        return result
-
-    def build_runsheet(self, pipeline_file: Any) -> bool:
-        """Flag the db objects to process for ``pipeline_file``; return False if it matches no table."""
-        stem = os.path.splitext(pipeline_file.name)[0].lower()
-        matched_table = False
-        for obj in self.db_objects:
-            if obj["name"].lower() == stem and obj["type"] == "table":
-                obj["include"] = True
-                obj["local_path"] = pipeline_file.local_path
-                matched_table = True
-            elif stem in (dependency.lower() for dependency in obj.get("dependencies", [])):
-                obj["include"] = True
-        if not matched_table:
-            self.unexpected_pipeline_files.append(pipeline_file)
-        return matched_table
-
-    def get_config_file(self, filename: str) -> dict:
-        """JSON content of ``<harvester.config_dir>/<db_schema>/<filename>``."""
-        path = os.path.join(self._config.pipeline_config["harvester"]["config_dir"], self.db_schema or "", filename)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except FileNotFoundError:
-            raise MissingConfigFileError(f"harvester config file '{path}' not found") from None
-
-    def get_process_sequence(self, conn: Any) -> list:
-        """The bound ``DatabaseInteractions`` methods to run for each runsheet step, by ``ingest_type``."""
-        ingest_type = self.params.get("ingest_type", "replace")
-        if not conn.compare_schemas():
-            ingest_type = "replace"
-        sequences = {
-            "replace": [conn.drop_object, conn.create_table_from_yaml_file, conn.load_data_from_csv,
-                        conn.execute_sql_file],
-            "truncate": [conn.truncate_table, conn.load_data_from_csv, conn.refresh_materialized_view],
-            "append": [conn.load_data_from_csv, conn.refresh_materialized_view],
-        }
-        try:
-            return sequences[ingest_type]
-        except KeyError:
-            raise InvalidConfigError(f"No implementation for {ingest_type} ingest_type") from None
-
-    def _new_db_context(self) -> Any:
-        # DatabaseInteractions is resolved through the module global at call time (tests patch it)
-        return DatabaseInteractions(
-            config=self.get_config_file("database.json"),
-            schema_base_path=self._config.pipeline_config["harvester"]["schema_base_dir"],
-            logger=self.logger,
-        )
-
-    def run(self, pipeline_files: PipelineFileCollection) -> None:
-        """Load the CSV files, refresh their dependants, upload them and update GeoNetwork extents if configured."""
-        if not self.db_objects:
-            raise MissingConfigParameterError(
-                'Generic CSV Harvester requires that the harvest_params["db_objects"] attribute be set'
-            )
-        deletions = [f.src_path for f in pipeline_files if f.is_deletion]
-        if deletions:
-            raise InvalidHarvesterError(
-                f"the csv harvester cannot un-harvest deletions; route these files to another harvester: {deletions}"
-            )
-
-        for obj in self.db_objects:
-            obj.pop("include", None)
-            obj.pop("local_path", None)
-        self.unexpected_pipeline_files = []
-        for pipeline_file in pipeline_files:
-            self.build_runsheet(pipeline_file)
-        if self.unexpected_pipeline_files:
-            names = [f.name for f in self.unexpected_pipeline_files]
-            raise UnexpectedCsvFilesError(f"No db_objects match these pipeline files: {names}")
-
-        runsheet = [obj for obj in self.db_objects if obj.get("include")]
-        self.logger.log(SYSINFO, "csv harvest runsheet: %s", [obj["name"] for obj in runsheet])
-        with self._new_db_context() as conn:
-            process_sequence = self.get_process_sequence(conn)
-            for step in runsheet:
-                for task in process_sequence:
-                    task(step)
-
-        to_upload = pipeline_files.filter_by_bool_attribute("pending_store_addition")
-        if to_upload:
-            self.storage_broker.upload(to_upload)
-        pipeline_files.set_bool_attribute("is_harvested", True)
-
-        if self.params.get("metadata_updates"):
-            self._update_metadata()
-
-    def _update_metadata(self) -> None:
-        try:
-            metadata_config = self.get_config_file("metadata.json")
-            session = Geonetwork(
-                metadata_config["metadata_url"],
-                metadata_config["metadata_username"],
-                metadata_config["metadata_password"],
-            )
-        except Exception as exc:
-            self.logger.warning("metadata update skipped: %s", format_exception(exc))
-            return
-        for update in self.params["metadata_updates"]:
-            metadata = copy.deepcopy(update)
-            if "spatial" in metadata:
-                metadata["spatial"]["db_schema"] = self.db_schema
-            try:
-                with self._new_db_context() as conn:
-                    GeonetworkMetadataHandler(conn, session, metadata, self.logger).run()
-            except _DATABASE_ERRORS:
-                raise
-            except Exception as exc:
-                self.logger.warning(
-                    "metadata update of record '%s' failed: %s", metadata.get("uuid"), format_exception(exc)
-                )
 
 
 class NoHarvestRunner(BaseHarvesterRunner):
