@@ -1121,7 +1121,6 @@ class TestIteration:
     EXCLUDED = {
         "celery_task",
         "config",
-        "default_addition_publish_type",
         "default_deletion_publish_type",
         "input_file_object",
         "logger",
@@ -1145,6 +1144,7 @@ class TestIteration:
         }
         assert expected <= set(keys)
         assert not (self.EXCLUDED & set(keys))
+        assert dict(handler)["default_addition_publish_type"] is handler.default_addition_publish_type  # master has it
         assert not [k for k in keys if k.startswith("is_HANDLER_") or k.startswith("_")]
         assert dict(handler)["opendap_root"] == "http://opendap.example.com"
         assert dict(handler)["input_file_archive_path"] == "NO_PIPELINE/good_and_bad.zip"

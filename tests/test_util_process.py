@@ -12,12 +12,22 @@ from aodncore.util.process import SystemProcess
 
 
 def test_constructor_validation():
-    with pytest.raises(SystemCommandFailedError):
+    # the classic messages, matched exactly by client tests
+    with pytest.raises(SystemCommandFailedError,
+                       match="^command parameter must be a list if not a bash shell command$"):
         SystemProcess("echo hi")  # shell=False needs a list
-    with pytest.raises(SystemCommandFailedError):
+    with pytest.raises(SystemCommandFailedError, match="^command param must be a string if bash shell command$"):
         SystemProcess(["echo", "hi"], shell=True)
-    with pytest.raises(SystemCommandFailedError):
+    with pytest.raises(SystemCommandFailedError, match="^command param must not be empty if bash shell command$"):
         SystemProcess("", shell=True)
+
+
+def test_validate_command_is_public():
+    process = SystemProcess(["true"])
+    process.validate_command()
+    process.command = "true"
+    with pytest.raises(SystemCommandFailedError, match="must be a list"):
+        process.validate_command()
 
 
 def test_defaults_and_env_copy(monkeypatch):
@@ -27,7 +37,7 @@ def test_defaults_and_env_copy(monkeypatch):
     assert process.shell is False
     assert process.stdin is subprocess.PIPE and process.stdout is subprocess.PIPE
     assert process.stdin_text is None
-    assert process.stdout_text == "" and process.stderr_text == ""
+    assert process.stdout_text is None and process.stderr_text is None
     assert process.env["AODN_TEST_VAR"] == "1"
     process.env["AODN_TEST_VAR"] = "changed"
     import os
@@ -36,6 +46,15 @@ def test_defaults_and_env_copy(monkeypatch):
 
     custom = {"ONLY": "this"}
     assert SystemProcess(["true"], env=custom).env is custom
+    assert SystemProcess(["true"], env={}).env["AODN_TEST_VAR"] == "1"  # an empty dict also inherits
+
+
+def test_stdout_not_a_pipe_leaves_no_text(tmp_path):
+    with open(tmp_path / "out.txt", "w") as handle:
+        process = SystemProcess(["echo", "to the file"], stdout=handle)
+        process.execute()
+    assert process.stdout_text is None
+    assert (tmp_path / "out.txt").read_text() == "to the file\n"
 
 
 def test_execute_captures_merged_output():
@@ -67,7 +86,8 @@ def test_nonzero_exit_raises_with_output():
 
 def test_launch_failure():
     process = SystemProcess(["/nonexistent/definitely-not-a-command"])
-    with pytest.raises(SystemCommandFailedError, match="system command failed to execute"):
+    with pytest.raises(SystemCommandFailedError, match=r"^system command failed to execute\. FileNotFoundError: "
+                                                       r"\[Errno 2\] No such file or directory"):
         process.execute()
 
 

@@ -42,6 +42,27 @@ class PathFunctionResolver:
     def method_name(self) -> str:
         return "archive_path" if self.archive_mode else "dest_path"
 
+    # the classic attribute names
+    @property
+    def handler_instance(self) -> Any:
+        """The handler (classic name of :attr:`handler`)."""
+        return self.handler
+
+    @property
+    def attribute_name(self) -> str:
+        """``archive_path`` or ``dest_path`` (classic name of :attr:`method_name`)."""
+        return self.method_name
+
+    @property
+    def param_name(self) -> str:
+        """``archive_path_function`` or ``dest_path_function`` (classic name of :attr:`parameter_name`)."""
+        return self.parameter_name
+
+    @property
+    def function_param(self) -> Any:
+        """The handler's value of :attr:`param_name`."""
+        return getattr(self.handler, self.parameter_name, None)
+
     def resolve(self) -> tuple[PathFunction, str]:
         """Return ``(function, printable qualified name)`` or raise :class:`InvalidPathFunctionError`."""
         parameter = getattr(self.handler, self.parameter_name, None)

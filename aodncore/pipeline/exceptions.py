@@ -9,9 +9,10 @@ parameters, plug-ins), :class:`FileCollectionError` (what was resolved and how i
 behaviour; the classic names below keep their classic meaning.
 """
 
-from aodncore.common.exceptions import PipelineProcessingError, PipelineSystemError
+from aodncore.common.exceptions import AodnBaseError, PipelineProcessingError, PipelineSystemError
 
 __all__ = [
+    "AodnBaseError",
     "AttributeNotSetError",
     "AttributeValidationError",
     "CheckLimitExceededError",

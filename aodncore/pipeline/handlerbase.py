@@ -59,7 +59,6 @@ _ITERATION_EXCLUDED = frozenset(
     {
         "celery_task",
         "config",
-        "default_addition_publish_type",
         "default_deletion_publish_type",
         "input_file_object",
         "logger",
@@ -171,6 +170,7 @@ class HandlerBase:
         notify_params: dict | None = None,
         upload_path: str | None = None,
         resolve_params: dict | None = None,
+        input_file_copied_to_landing: bool | None = None,
         landing: Any = None,
     ) -> None:
         # every keyword becomes a public attribute of the same name; config and the include/exclude regexes go
@@ -196,6 +196,7 @@ class HandlerBase:
             "notify_params": notify_params,
             "upload_path": upload_path,
             "resolve_params": resolve_params,
+            "input_file_copied_to_landing": input_file_copied_to_landing,
             # where the input was landed (an aodncore.pipeline.steps.manifestpaths.LandingContext, set by the
             # ingest runner): manifests take their allowed roots and relative entries from it
             "landing": landing,
@@ -209,6 +210,9 @@ class HandlerBase:
         self._file_collection: PipelineFileCollection | None = None
         self._start_time = datetime.now()
         self._default_addition_publish_type = _DEFAULT_ADDITION_TYPE
+        # a file already copied to the landing bucket by the watch side is only harvested when asked to
+        if input_file_copied_to_landing and (custom_params or {}).get("harvest_only"):
+            self._default_addition_publish_type = PipelineFilePublishType.HARVEST_ONLY
         self._default_deletion_publish_type = _DEFAULT_DELETION_TYPE
         self._notification_results = None
         self._should_notify: list[str] | None = None

@@ -174,14 +174,24 @@ class BaseStorageBroker(abc.ABC):
             target = self._get_absolute_dest_path(addition, dest_path_attr)
             addition.is_overwrite = self._get_is_overwrite(addition, target)
 
+    #: the stores need a destination for every file: a missing one raises ``AttributeNotSetError`` before the
+    #: per-file hook runs (the test broker, which stores nothing, turns this off)
+    _requires_dest_path = True
+
+    def _error_target(self, pipeline_file, dest_path_attr: str) -> str:
+        """How a failed file's destination is named in a ``StorageBrokerError`` (the absolute path)."""
+        return self._get_absolute_dest_path(pipeline_file, dest_path_attr)
+
     def _run_batch(self, files, action, verb: str, is_stored_attr: str, dest_path_attr: str) -> None:
         self._pre_run_hook()
         try:
             for item in files:
-                target = self._get_absolute_dest_path(item, dest_path_attr)
+                if self._requires_dest_path:
+                    self._get_absolute_dest_path(item, dest_path_attr)
                 try:
                     action(item, dest_path_attr)
                 except Exception as e:
+                    target = self._error_target(item, dest_path_attr)
                     raise StorageBrokerError(f"error {verb} '{target}': {format_exception(e)}") from e
                 setattr(item, is_stored_attr, True)
         finally:
@@ -469,16 +479,42 @@ def sftp_mkdir_p(sftp_client, name: str, mode: int = 0o755) -> None:
             raise
 
 
-def _accept_in_memory_policy(paramiko):
-    """A host key policy accepting unknown hosts for this connection only (nothing is written to known_hosts)."""
+#: paramiko names bound as module globals on first use (patch targets of client test suites)
+_PARAMIKO_GLOBALS = ("SSHClient", "AutoAddPolicy")
 
-    class AcceptUnknownHostInMemory(paramiko.MissingHostKeyPolicy):
+
+def _paramiko_global(name: str) -> Any:
+    """``SSHClient`` / ``AutoAddPolicy`` as currently bound on this module (importing paramiko on first use)."""
+    value = globals().get(name)
+    if value is None:
+        import paramiko
+
+        value = getattr(paramiko, name)
+        globals()[name] = value
+    return value
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PARAMIKO_GLOBALS:
+        return _paramiko_global(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _accept_unknown_host_policy() -> Any:
+    """The opt-in policy for unknown host keys: ``AutoAddPolicy`` (keys kept in memory for this connection only,
+    nothing written to known_hosts), logging each key it accepts."""
+    auto_add = _paramiko_global("AutoAddPolicy")
+    if not isinstance(auto_add, type):  # replaced by a test double: use it as given
+        return auto_add()
+
+    class LoggingAutoAddPolicy(auto_add):
         def missing_host_key(self, client, hostname, key):
             LOGGER.warning("accepting unknown SSH host key %s %s for '%s' (explicitly enabled)", key.get_name(),
                            key.fingerprint, hostname)
+            # in memory only: AutoAddPolicy itself would also save the key into a loaded known_hosts file
             client.get_host_keys().add(hostname, key.get_name(), key)
 
-    return AcceptUnknownHostInMemory()
+    return LoggingAutoAddPolicy()
 
 
 def _env_flag(name: str) -> bool:
@@ -518,14 +554,14 @@ class SftpStorageBroker(BaseStorageBroker):
     def _connect(self):
         import paramiko
 
-        client = paramiko.SSHClient()
+        client = _paramiko_global("SSHClient")()
         client.load_system_host_keys()
         if os.path.isfile("/etc/ssh/ssh_known_hosts"):
             client.load_system_host_keys("/etc/ssh/ssh_known_hosts")
         if self.known_hosts:
             client.load_host_keys(self.known_hosts)
         if self.accept_unknown_hosts:
-            client.set_missing_host_key_policy(_accept_in_memory_policy(paramiko))
+            client.set_missing_host_key_policy(_accept_unknown_host_policy())
         else:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:

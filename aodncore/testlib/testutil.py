@@ -112,7 +112,15 @@ def get_test_config(temp_dir: str) -> LazyConfigManager:
 
 
 class NullStorageBroker(BaseStorageBroker):
-    """A storage broker that stores nothing, counts calls, and can be told to fail."""
+    """A storage broker that stores nothing, counts calls, and can be told to fail.
+
+    With ``fail=True`` each per-file operation (upload, delete, download) and ``query`` raise
+    ``StorageBrokerError`` (wrapping ``Exception('deliberate failure requested')``, naming the file's relative
+    ``dest_path``); the pre/post-run hooks never fail, so an empty collection never fails. Calls are counted
+    before they run, failed ones included. Files need no ``dest_path`` unless ``set_is_overwrite`` is used.
+    """
+
+    _requires_dest_path = False
 
     def __init__(self, prefix: str, fail: bool = False) -> None:
         super().__init__()
@@ -127,14 +135,17 @@ class NullStorageBroker(BaseStorageBroker):
         if self.fail:
             raise Exception("deliberate failure requested")
 
+    def _error_target(self, pipeline_file: Any, dest_path_attr: str) -> str:
+        return getattr(pipeline_file, dest_path_attr)
+
     def _delete_file(self, pipeline_file: Any, dest_path_attr: str) -> None:
         self._maybe_fail()
 
     def _post_run_hook(self) -> None:
-        self._maybe_fail()
+        """Nothing to tear down; never fails."""
 
     def _pre_run_hook(self) -> None:
-        self._maybe_fail()
+        """Nothing to set up; never fails."""
 
     def _run_query(self, query: str) -> Any:
         self._maybe_fail()
@@ -165,17 +176,22 @@ class NullStorageBroker(BaseStorageBroker):
         self.query_call_count += 1
         super().query(query)
 
+    # -- assertions (classic messages: '<op> method call count: <n>' / '<op> method not called') --------------------
+
     def _assert_count(self, operation: str, expected: int) -> None:
         actual = getattr(self, f"{operation}_call_count")
         if actual != expected:
-            raise AssertionError(f"{operation} called {actual} times, expected {expected}")
+            raise AssertionError(f"{operation} method call count: {actual}")
+
+    def _assert_called(self, operation: str) -> None:
+        if not getattr(self, f"{operation}_call_count"):
+            raise AssertionError(f"{operation} method not called")
 
     def assert_upload_call_count(self, count: int) -> None:
         self._assert_count("upload", count)
 
     def assert_upload_called(self) -> None:
-        if not self.upload_call_count:
-            raise AssertionError("upload was not called")
+        self._assert_called("upload")
 
     def assert_upload_not_called(self) -> None:
         self._assert_count("upload", 0)
@@ -184,8 +200,7 @@ class NullStorageBroker(BaseStorageBroker):
         self._assert_count("delete", count)
 
     def assert_delete_called(self) -> None:
-        if not self.delete_call_count:
-            raise AssertionError("delete was not called")
+        self._assert_called("delete")
 
     def assert_delete_not_called(self) -> None:
         self._assert_count("delete", 0)
@@ -194,15 +209,14 @@ class NullStorageBroker(BaseStorageBroker):
         self._assert_count("download", count)
 
     def assert_download_called(self) -> None:
-        if not self.download_call_count:
-            raise AssertionError("download was not called")
+        self._assert_called("download")
 
     def assert_query_call_count(self, count: int) -> None:
+        # (the classic message showed the delete counter here; this one shows the query counter)
         self._assert_count("query", count)
 
     def assert_query_called(self) -> None:
-        if not self.query_call_count:
-            raise AssertionError("query was not called")
+        self._assert_called("query")
 
     def assert_query_not_called(self) -> None:
         self._assert_count("query", 0)

@@ -14,6 +14,7 @@ from typing import Any
 from .external import IndexedSet, classproperty, lazyproperty, retry_decorator
 from .fileops import (
     TemporaryDirectory,
+    dir_exists,
     extract_gzip,
     extract_zip,
     filesystem_sort_key,
@@ -92,6 +93,7 @@ __all__ = [
     "classproperty",
     "extract_gzip",
     "extract_zip",
+    "dir_exists",
     "discover_entry_points",
     "ensure_regex",
     "ensure_regex_list",

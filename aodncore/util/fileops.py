@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 from aodncore.util.archives import extract_gzip, extract_zip
 
 __all__ = [
+    "dir_exists",
     "TemporaryDirectory",
     "extract_gzip",
     "extract_zip",
@@ -262,6 +263,11 @@ def list_regular_files(path: str, recursive: bool = False,
     return walk(path)
 
 
+def dir_exists(path: Any) -> bool:
+    """True for an existing directory (or a symlink to one); exactly ``os.path.isdir`` (never raises ``OSError``)."""
+    return os.path.isdir(path)
+
+
 def find_file(base_path: str, regex: str | re.Pattern) -> str | None:
     """Return the first file under ``base_path`` (recursive listing order) whose basename matches ``regex``.
 
@@ -322,19 +328,20 @@ def safe_copy_file(source: str, destination: str, overwrite: bool = False, move:
     :func:`aodncore.util.s3_util.download_object`. Local copies keep the source's permission bits; S3 downloads get
     ``0o644``.
 
-    :raises OSError: if the source is missing, both paths are the same file, or the destination exists and
-        ``overwrite`` is False; the temporary file is removed on any failure
+    :raises OSError: if the source is missing (``FileNotFoundError``), both paths are the same file, or the
+        destination exists and ``overwrite`` is False (``FileExistsError``); ``str()`` of each is the bare message
+        (no ``[Errno …]`` prefix). The temporary file is removed on any failure
     :param move: accepted for compatibility; unused (see :func:`safe_move_file`)
     """
     from_s3 = _is_s3_url(source)
     if not from_s3:
         if not os.path.exists(source):
-            raise FileNotFoundError(errno.ENOENT, f"source file '{source}' does not exist")
+            raise FileNotFoundError(f"source file '{source}' does not exist")
         if os.path.abspath(source) == os.path.abspath(destination) or (
                 os.path.exists(destination) and os.path.samefile(source, destination)):
-            raise OSError(errno.EINVAL, "source file and destination file can't refer to the same file")
+            raise OSError("source file and destination file can't refer to the same file")
     if os.path.exists(destination) and not overwrite:
-        raise FileExistsError(errno.EEXIST, f"destination file '{destination}' already exists")
+        raise FileExistsError(f"destination file '{destination}' already exists")
 
     dest_dir = os.path.dirname(os.path.abspath(destination))
     fd, temp_path = tempfile.mkstemp(dir=dest_dir, prefix=f".{os.path.basename(destination)}.", suffix=".tmp")

@@ -19,28 +19,37 @@ class SystemProcess:
     :param stdin: passed to :class:`subprocess.Popen`
     :param stdout: passed to :class:`subprocess.Popen`
     :param stdin_text: text written to the command's standard input
-    :param env: the environment; a copy of ``os.environ`` unless a dict is given (used as-is)
+    :param env: the environment; a copy of ``os.environ`` unless a non-empty dict is given (used as is)
     :param shell: run through the shell
-    :raises SystemCommandFailedError: if the command does not suit the ``shell`` mode
+    :raises SystemCommandFailedError: if the command does not suit the ``shell`` mode (:meth:`validate_command`)
     """
 
     def __init__(self, command: list[str] | str, stdin: Any = subprocess.PIPE, stdout: Any = subprocess.PIPE,
                  stdin_text: str | None = None, env: dict[str, str] | None = None, shell: bool = False) -> None:
-        if shell:
-            if not isinstance(command, str) or not command:
-                raise SystemCommandFailedError("when shell is True, command must be a non-empty string")
-        elif not isinstance(command, list):
-            raise SystemCommandFailedError("when shell is False, command must be a list of arguments")
-
         self.command = command
         self.shell = shell
         self.stdin = stdin
         self.stdout = stdout
         self.stdin_text = stdin_text
-        self.stdout_text = ""
-        self.stderr_text = ""
-        self.env = env if isinstance(env, dict) else os.environ.copy()
+        #: the command's output (stdout and stderr merged); None until run, or when stdout is not a pipe
+        self.stdout_text: str | None = None
+        self.stderr_text: str | None = None
+        self.env = env if env else os.environ.copy()
         self._executed = False
+        self.validate_command()
+
+    def validate_command(self) -> None:
+        """Check that ``command`` suits ``shell``: a list without a shell, a non-empty string with one.
+
+        :raises SystemCommandFailedError: naming what is wrong
+        """
+        if self.shell:
+            if not isinstance(self.command, str):
+                raise SystemCommandFailedError("command param must be a string if bash shell command")
+            if not self.command:
+                raise SystemCommandFailedError("command param must not be empty if bash shell command")
+        elif not isinstance(self.command, list):
+            raise SystemCommandFailedError("command parameter must be a list if not a bash shell command")
 
     def execute(self) -> None:
         """Run the command (only once), store its output and raise if it failed.
@@ -58,8 +67,6 @@ class SystemProcess:
             raise SystemCommandFailedError(f"system command failed to execute. {format_exception(e)}") from e
 
         result = process.communicate(input=self.stdin_text)
-        output = result[0] if result else None
-        return_code = process.wait()
-        self.stdout_text = output or ""
-        if return_code != 0:
+        self.stdout_text = result[0]
+        if process.wait() != 0:
             raise SystemCommandFailedError(f"system command exited with an error, output is {self.stdout_text}")

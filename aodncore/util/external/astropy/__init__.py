@@ -1,0 +1,1 @@
+"""Classic path ``aodncore.util.external.astropy``: see :mod:`.decorators`."""

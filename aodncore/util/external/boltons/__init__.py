@@ -1,0 +1,1 @@
+"""Classic path ``aodncore.util.external.boltons``: see :mod:`.setutils`."""
