@@ -144,3 +144,22 @@ def test_partial_entry_point_runs_through_the_flows(prefect_harness, tmp_path, m
     assert by_name[broken]["status"] == "quarantined"
     [reason_file] = (base / "error" / "SoopHandler").glob("*.reason.json")
     assert json.loads(reason_file.read_text())["error_class"] == "ComplianceCheckFailedError"
+
+
+def test_copied_to_landing_through_flow_handler_params(prefect_harness, tmp_path):
+    """The README's replacement for the classic watch's ``copy_to_landing_bucket``: ``input_file_copied_to_landing``
+    with ``custom_params.harvest_only`` given as flow ``handler_params`` makes additions harvest-only."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from aodncore.prefect.flows import ingest_file
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copy(IMOS_DIR / XBT_FILE, landing / XBT_FILE)
+    params = {"input_file_copied_to_landing": True, "custom_params": {"harvest_only": True}, "harvest_type": None,
+              "dest_path_function": "imos_dest_path"}
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        outcome = ingest_file(str(landing / XBT_FILE), handler="aodncore.pipeline.handlerbase:HandlerBase",
+                              base_dir=str(tmp_path / "base"), handler_params=params)
+    assert outcome["publish_type"] == "HARVEST_ONLY", outcome
+    assert not list((tmp_path / "base").glob("published/**/*.nc"))  # harvest only: nothing uploaded
