@@ -30,6 +30,14 @@ from aodncore.pipeline.exceptions import (
     PipelineProcessingError,
 )
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, validate_pipelinefile_or_string
+from aodncore.pipeline.handlerdescribe import iter_handler_attributes, notification_data
+from aodncore.pipeline.handlerstates import (
+    ORDERED_STATES,
+    ORDERED_TRANSITIONS,
+    OTHER_STATES,
+    OTHER_TRANSITIONS,
+    install_state_methods,
+)
 from aodncore.pipeline.log import BASIC_LOG_FORMAT, LIBRARY_LOGGERS, SYSINFO, get_pipeline_logger
 from aodncore.pipeline.schema import (
     validate_check_params,
@@ -44,7 +52,7 @@ from aodncore.pipeline.steps.harvest import get_harvester_runner
 from aodncore.pipeline.steps.notify import get_notify_runner
 from aodncore.pipeline.steps.resolve import get_resolve_runner
 from aodncore.pipeline.steps.store import get_store_runner
-from aodncore.util import ensure_regex_list, ensure_writeonceordereddict, get_file_checksum, merge_dicts
+from aodncore.util import ensure_regex_list, ensure_writeonceordereddict, get_file_checksum
 from aodncore.util.misc import matches_regexes, validate_relative_path_attr
 
 __all__ = ["HandlerBase"]
@@ -54,19 +62,6 @@ FALLBACK_LOG_LEVEL = SYSINFO
 FALLBACK_LOGGER_NAME = "aodncore.handler"
 NO_PIPELINE = "NO_PIPELINE"
 NO_TASK = "NO_TASK"
-
-_ITERATION_EXCLUDED = frozenset(
-    {
-        "celery_task",
-        "config",
-        "default_deletion_publish_type",
-        "input_file_object",
-        "logger",
-        "state",
-        "state_query",
-        "trigger",
-    }
-)
 
 _PARAM_VALIDATORS = (
     ("check_params", validate_check_params),
@@ -86,6 +81,11 @@ def _checked_publish_type(publish_type: PipelineFilePublishType) -> PipelineFile
     return publish_type
 
 
+def _read_only(attribute: str, doc: str) -> property:
+    """A read-only property returning ``attribute``."""
+    return property(lambda self: getattr(self, attribute), doc=doc)
+
+
 def _converting_property(attribute: str, convert: Callable[[Any], Any], doc: str) -> property:
     """A read/write property stored in ``attribute``; assigned values pass through ``convert`` (which may raise)."""
 
@@ -98,54 +98,15 @@ def _converting_property(attribute: str, convert: Callable[[Any], Any], doc: str
     return property(getter, setter, doc=doc)
 
 
-def _transition(trigger: str, source: Any, dest: str, before: str) -> dict[str, Any]:
-    return {"trigger": trigger, "source": source, "dest": dest, "before": before}
-
-
 class HandlerBase:
     """Process one input file: resolve it into files, check, publish, notify. Subclass and override the hooks
     ``preprocess``, ``process`` and ``postprocess`` (and ``dest_path``) to implement a dataset pipeline."""
 
-    ordered_states = [
-        "HANDLER_INITIAL",
-        "HANDLER_INITIALISED",
-        "HANDLER_RESOLVED",
-        "HANDLER_PREPROCESSED",
-        "HANDLER_CHECKED",
-        "HANDLER_PROCESSED",
-        "HANDLER_PUBLISHED",
-        "HANDLER_POSTPROCESSED",
-    ]
-    other_states = [
-        "HANDLER_NOTIFIED_SUCCESS",
-        "HANDLER_NOTIFIED_ERROR",
-        "HANDLER_COMPLETED_SUCCESS",
-        "HANDLER_COMPLETED_ERROR",
-    ]
+    ordered_states = list(ORDERED_STATES)
+    other_states = list(OTHER_STATES)
     all_states = ordered_states + other_states
-
-    ordered_transitions = [
-        _transition("_trigger_initialise", "HANDLER_INITIAL", "HANDLER_INITIALISED", "_initialise"),
-        _transition("_trigger_resolve", "HANDLER_INITIALISED", "HANDLER_RESOLVED", "_resolve"),
-        _transition("_trigger_preprocess", "HANDLER_RESOLVED", "HANDLER_PREPROCESSED", "preprocess"),
-        _transition("_trigger_check", "HANDLER_PREPROCESSED", "HANDLER_CHECKED", "_check"),
-        _transition("_trigger_process", "HANDLER_CHECKED", "HANDLER_PROCESSED", "process"),
-        _transition("_trigger_publish", "HANDLER_PROCESSED", "HANDLER_PUBLISHED", "_publish"),
-        _transition("_trigger_postprocess", "HANDLER_PUBLISHED", "HANDLER_POSTPROCESSED", "postprocess"),
-    ]
-    other_transitions = [
-        _transition("_trigger_notify_success", "HANDLER_POSTPROCESSED", "HANDLER_NOTIFIED_SUCCESS", "_notify_success"),
-        _transition("_trigger_notify_error", list(ordered_states), "HANDLER_NOTIFIED_ERROR", "_notify_error"),
-        _transition(
-            "_trigger_complete_success", "HANDLER_NOTIFIED_SUCCESS", "HANDLER_COMPLETED_SUCCESS", "_complete_success"
-        ),
-        _transition(
-            "_trigger_complete_with_errors",
-            "HANDLER_NOTIFIED_ERROR",
-            "HANDLER_COMPLETED_ERROR",
-            "_complete_with_errors",
-        ),
-    ]
+    ordered_transitions = [dict(t) for t in ORDERED_TRANSITIONS]
+    other_transitions = [dict(t) for t in OTHER_TRANSITIONS]
     all_transitions = ordered_transitions + other_transitions
 
     def __init__(
@@ -238,17 +199,9 @@ class HandlerBase:
     # -- representation ------------------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
-        seen = set()
-        for name, value in list(self.__dict__.items()):
-            if name.startswith("_") or name in _ITERATION_EXCLUDED or name.startswith("is_HANDLER_"):
-                continue
-            seen.add(name)
-            yield name, value
-        for name in sorted(dir(type(self))):
-            if name.startswith("_") or name in seen or name in _ITERATION_EXCLUDED:
-                continue
-            if isinstance(getattr(type(self), name, None), property | cached_property):
-                yield name, getattr(self, name)
+        """``(name, value)`` of every public attribute and property (``dict(handler)``, the ``running handler``
+        dump and the notification templates use it)."""
+        return iter_handler_attributes(self)
 
     def __str__(self) -> str:
         return f"{type(self).__name__}({dict(self)})"
@@ -275,54 +228,18 @@ class HandlerBase:
 
     # -- run state ---------------------------------------------------------------------------------------------------
 
-    @property
-    def result(self) -> HandlerResult:
-        return self._result
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
-    @property
-    def error_details(self) -> str | None:
-        return self._error_details
-
-    @property
-    def file_collection(self) -> PipelineFileCollection | None:
-        return self._file_collection
-
-    @property
-    def notification_results(self) -> Any:
-        return self._notification_results
-
-    @property
-    def should_notify(self) -> list[str] | None:
-        return self._should_notify
-
-    @property
-    def start_time(self) -> datetime:
-        return self._start_time
-
-    @property
-    def file_basename(self) -> str | None:
-        return self._file_basename
-
-    @property
-    def file_checksum(self) -> str | None:
-        return self._file_checksum
-
-    @property
-    def file_extension(self) -> str | None:
-        return self._file_extension
-
-    @property
-    def file_type(self) -> FileType | None:
-        return self._file_type
-
-    @property
-    def instance_working_directory(self) -> str | None:
-        return self._instance_working_directory
-
+    result = _read_only("_result", "``HandlerResult`` of the run (``UNKNOWN`` until it ends).")
+    error = _read_only("_error", "The exception that ended the run, if any.")
+    error_details = _read_only("_error_details", "The error's message (data errors) or traceback (system errors).")
+    file_collection = _read_only("_file_collection", "The files the run is working on.")
+    notification_results = _read_only("_notification_results", "What the notify step reported.")
+    should_notify = _read_only("_should_notify", "Recipients chosen for the outcome of the run.")
+    start_time = _read_only("_start_time", "When the handler was created.")
+    file_basename = _read_only("_file_basename", "Base name of the input file.")
+    file_checksum = _read_only("_file_checksum", "Checksum of the input file.")
+    file_extension = _read_only("_file_extension", "Extension of the input file (with the dot).")
+    file_type = _read_only("_file_type", "``FileType`` guessed from the input file's extension.")
+    instance_working_directory = _read_only("_instance_working_directory", "This run's private working folder.")
     def _working_subdir(self, name: str) -> str | None:
         if self._instance_working_directory is None:
             return None
@@ -606,20 +523,7 @@ class HandlerBase:
     # -- notification and completion ----------------------------------------------------------------------------
 
     def _notification_data(self) -> dict[str, Any]:
-        collection = self.file_collection if self.file_collection is not None else PipelineFileCollection()
-        headers, data = collection.get_table_data()
-        checks = (self.check_params or {}).get("checks")
-        extra = {
-            "input_file": os.path.basename(self.input_file),
-            "processing_result": self.result.name,
-            "handler_start_time": self.start_time.strftime("%Y-%m-%d %H:%M"),
-            "checks": ",".join(checks) if checks else "None",
-            "collection_headers": headers,
-            "collection_data": data,
-            "error_details": self.error_details or False,
-            "upload_dir": os.path.dirname(self.upload_path) if self.upload_path else None,
-        }
-        return merge_dicts(dict(self), extra)
+        return notification_data(self)
 
     def _notify_common(self) -> None:
         # the template data reads every handler property: only build it when somebody is to be notified
@@ -697,25 +601,4 @@ def _with_sysinfo(logger: Any) -> Any:
     return get_pipeline_logger(None, logger_function=lambda _name: logger)
 
 
-# Trigger and state-query methods, generated once for the class rather than per instance.
-def _make_trigger(name: str) -> Callable[[HandlerBase], bool]:
-    def trigger(self: HandlerBase) -> bool:
-        return self._machine.trigger(name)
-
-    trigger.__name__ = name
-    return trigger
-
-
-def _make_state_query(state: str) -> Callable[[HandlerBase], bool]:
-    def is_state(self: HandlerBase) -> bool:
-        return self.state == state
-
-    is_state.__name__ = f"is_{state}"
-    return is_state
-
-
-for _transition_spec in HandlerBase.all_transitions:
-    setattr(HandlerBase, _transition_spec["trigger"], _make_trigger(_transition_spec["trigger"]))
-for _state in HandlerBase.all_states:
-    setattr(HandlerBase, f"is_{_state}", _make_state_query(_state))
-del _transition_spec, _state
+install_state_methods(HandlerBase)
