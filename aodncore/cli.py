@@ -316,6 +316,8 @@ def check(
     criteria: Annotated[str, typer.Option(help="lenient, normal or strict")] = "normal",
     skip_check: Annotated[list[str] | None, typer.Option("--skip-check", help="check method to skip")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print the full check log of every file")] = False,
+    legacy_cf_verdicts: Annotated[bool, typer.Option(
+        "--legacy-cf-verdicts", help="skip the CF checks compliance-checker 5.0.1 did not have")] = False,
 ) -> None:
     """Check files (format, or compliance suites with --check) and report; no Prefect involved."""
     from aodncore.pipeline.files import PipelineFileCollection
@@ -327,6 +329,8 @@ def check(
         params["checks"] = list(check)
     if skip_check:
         params["skip_checks"] = list(skip_check)
+    if legacy_cf_verdicts:
+        params["legacy_cf_verdicts"] = True
     try:
         missing = [path for path in files if not os.path.isfile(path)]
         if missing:

@@ -81,3 +81,11 @@ def test_skipped_names_are_checks_of_the_installed_compliance_checker(module, cl
 
     checker = getattr(importlib.import_module(module), cls)
     assert [name for name in names if not callable(getattr(checker, name, None))] == []
+
+
+def test_cli_check_switch(capsys):
+    from aodncore.cli import main
+
+    assert main(["check", str(IMOS_DIR / SRSALT), "--check", "cf:1.6"]) == 1
+    assert main(["check", str(IMOS_DIR / SRSALT), "--check", "cf:1.6", "--legacy-cf-verdicts"]) == 0
+    assert "pass" in capsys.readouterr().out
