@@ -112,6 +112,19 @@ def test_upload_to_s3(s3, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out == "Credentials not available\n"
 
 
+def test_upload_to_s3_script(s3, tmp_path, capsys, monkeypatch):
+    from aodncore.bin.upload_to_s3 import main
+
+    s3.create_bucket(Bucket="dataflow")
+    monkeypatch.chdir(tmp_path)
+    Path("sub").mkdir()
+    Path("sub/f.nc").write_bytes(b"abc")
+    assert main(["sub/f.nc", "-b", "dataflow"]) == 0
+    assert s3.get_object(Bucket="dataflow", Key="sub/f.nc")["Body"].read() == b"abc"
+    assert main(["sub/f.nc", "--bucket", "dataflow", "--s3-key", "other/name.nc"]) == 0
+    assert "Upload Successful: sub/f.nc to dataflow/other/name.nc" in capsys.readouterr().out
+
+
 def test_sftp_patch_targets_are_used_at_call_time():
     import paramiko
 
