@@ -90,34 +90,40 @@ def _configure_console_logging(verbose: bool) -> None:
     library_logger.propagate = verbose
 
 
+def _print_plain(line: str) -> None:
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _print_outcomes(outcomes: list[Any]) -> None:
-    """A table on a terminal; one plain line per file otherwise (logs, CI), so nothing is folded."""
+    """A table on a terminal; one plain line per file otherwise (logs, CI), so nothing is folded.
+
+    Outcome texts are already shown escaped (one line each); cells are plain text, never console markup.
+    """
+    from aodncore.ingest.summary import outcome_line
+
     if out.is_terminal:
         out.print(_outcome_table(outcomes))
         return
     for outcome in outcomes:
-        where = outcome.error_uri or outcome.destination
-        line = f"{outcome.status:<12} {outcome.name}  check={outcome.check_result}"
-        line += f"  {outcome.publish_type or '-'}  {where or '-'}"
-        if outcome.error:
-            line += f"  error: {outcome.error}"
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        _print_plain(outcome_line(outcome))
 
 
 def _outcome_table(outcomes: list[Any]) -> Table:
+    from rich.text import Text
+
     table = Table(title="ingest summary", show_lines=False)
-    for column in ("file", "status", "check", "publish type", "destination / error store", "error"):
+    for column in ("file", "status", "check", "publish type", "destination / error store", "error / note"):
         table.add_column(column, overflow="fold")
-    colours = {"published": "green", "quarantined": "yellow", "failed": "red", "skipped": "dim"}
+    colours = {"published": "green", "quarantined": "yellow", "failed": "red", "skipped": "dim", "waiting": "cyan",
+               "ignored": "dim"}
     for outcome in outcomes:
-        colour = colours.get(outcome.status, "white")
         table.add_row(
-            outcome.name,
-            f"[{colour}]{outcome.status}[/{colour}]",
-            outcome.check_result,
-            outcome.publish_type,
-            outcome.error_uri or outcome.destination,
-            (outcome.error or "")[:300],
+            Text(outcome.name),
+            Text(outcome.status, style=colours.get(outcome.status, "white")),
+            Text(outcome.check_result),
+            Text(outcome.publish_type),
+            Text(outcome.error_uri or outcome.destination),
+            Text((outcome.error or outcome.note or "")[:300]),
         )
     return table
 
@@ -156,9 +162,28 @@ def ingest(
         list[str] | None,
         typer.Option("--notify", help="recipient told about refused or failed files, e.g. email:ops@example.org"),
     ] = None,
+    settle: Annotated[
+        float | None,
+        typer.Option(
+            "--settle",
+            min=0,
+            metavar="SECONDS",
+            help="take a local file only once unchanged this long; fresher files are looked at again within the "
+            "run (default: global.landing_settle_seconds of the config, else 10)",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="list what would be ingested, skipped, waiting or ignored; change nothing"),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show log lines on the console")] = False,
 ) -> None:
     """Ingest files through the ``ingest-landing`` Prefect flow; print a per-file summary."""
+    if dry_run:
+        _configure_console_logging(verbose)
+        raise typer.Exit(_dry_run(sources, dict(handler=handler, config_file=config, base_dir=base_dir,
+                                                upload_uri=upload_uri, archive_uri=archive_uri, error_uri=error_uri),
+                                  settle=settle, skip_ingested=not reingest))
     from aodncore.prefect.runtime import start_server_early, stop_early_server
 
     if not verbose:
@@ -174,9 +199,7 @@ def ingest(
             raise UsageError(f"--workers {workers}: at most 16 unless --dask names an existing cluster")
         if dask is not None:
             _check_dask_available()
-        for source in sources:
-            if not source.startswith("s3://") and not os.path.exists(source.removeprefix("file://")):
-                raise UsageError(f"source '{source}' does not exist")
+        _check_sources(sources)
         settings_options: dict[str, Any] = dict(
             handler=handler,
             config_file=config,
@@ -188,7 +211,7 @@ def ingest(
             handler_params=_notify_params(notify),
         )
         # validate everything before running the flow so that mistakes give one clear line
-        _validate_settings(settings_options)
+        settle_seconds = _validate_settings(settings_options, settle)
     except _configuration_errors() as error:
         stop_early_server()
         raise _fail_usage(error) from None
@@ -201,18 +224,61 @@ def ingest(
             delete_landing=not keep_landing,
             skip_ingested=not reingest,
             dask_address=dask,
+            settle_seconds=settle_seconds,
+            settle_wait=True,
         ),
     )
+    from aodncore.ingest.summary import count_line
+
     _print_outcomes(outcomes)
-    counts = {status: sum(1 for o in outcomes if o.status == status) for status in sorted({o.status for o in outcomes})}
-    out.print(", ".join(f"{count} {status}" for status, count in counts.items()) or "no files found")
+    _print_plain(count_line(o.status for o in outcomes))
     if any(o.status in ("quarantined", "failed") for o in outcomes):
         raise typer.Exit(EXIT_REFUSED)
 
 
-def _validate_settings(settings_options: dict[str, Any]) -> None:
-    """Build the ingest settings once (config, handler, stores) and the compliance checker, to report mistakes."""
+def _check_sources(sources: list[str]) -> None:
+    for source in sources:
+        if not source.startswith("s3://") and not os.path.exists(source.removeprefix("file://")):
+            raise UsageError(f"source '{source}' does not exist")
+
+
+def _dry_run(sources: list[str], options: dict[str, Any], *, settle: float | None, skip_ingested: bool) -> int:
+    """Print what an ingest would do with each landing entry; create, change and remove nothing (no Prefect)."""
+    from collections import Counter
+
+    from aodncore.ingest.configure import open_existing_ledger, planning_config
+    from aodncore.ingest.plan import plan_landing, resolve_settle_seconds
+    from aodncore.ingest.summary import count_line, plan_line
+    from aodncore.limits import CLI_SETTLE_SECONDS
+
+    try:
+        _check_sources(sources)
+        config = planning_config(**options)
+        ledger = open_existing_ledger(config, options.get("base_dir")) if skip_ingested else None
+    except _configuration_errors() as error:
+        raise _fail_usage(error) from None
+    counts: Counter[str] = Counter()
+    try:
+        settle_seconds = resolve_settle_seconds(config, settle, CLI_SETTLE_SECONDS)
+        for item in plan_landing(sources, settle_seconds=settle_seconds, ledger=ledger):
+            counts[item.status] += 1
+            _print_plain(plan_line(item))
+    except _configuration_errors() as error:
+        raise _fail_usage(error) from None
+    finally:
+        if ledger is not None:
+            ledger.close()
+    _print_plain(f"dry run (settle time {settle_seconds:g} s), nothing changed: "
+                 f"{count_line(counts.elements(), empty='nothing found')}")
+    return EXIT_OK
+
+
+def _validate_settings(settings_options: dict[str, Any], settle: float | None = None) -> float:
+    """Build the ingest settings once (config, handler, stores) and the compliance checker, to report mistakes;
+    return the settle time in force (``--settle``, else the config's, else the one-shot default)."""
     from aodncore.ingest.configure import build_settings
+    from aodncore.ingest.plan import resolve_settle_seconds
+    from aodncore.limits import CLI_SETTLE_SECONDS
 
     settings = build_settings(**settings_options)
     if settings.ledger is not None:
@@ -222,6 +288,7 @@ def _validate_settings(settings_options: dict[str, Any]) -> None:
         from aodncore.pipeline.steps.check import ComplianceCheckerCheckRunner
 
         ComplianceCheckerCheckRunner(None, logging.getLogger("aodncore.cli"), {"checks": list(checks)})
+    return resolve_settle_seconds(settings.config, settle, CLI_SETTLE_SECONDS)
 
 
 def _notify_params(recipients: list[str] | None) -> dict[str, Any] | None:
@@ -264,6 +331,7 @@ def _check_dask_available() -> None:
 
 def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from aodncore.ingest import progress as ingest_progress
@@ -284,8 +352,10 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any
         def on_event(event: str, payload: Any) -> None:
             if event == "planned":
                 bar.update(task_id, total=payload, description="")
+            elif event == "settling":
+                bar.update(task_id, description=f"waiting for {payload} file(s) to settle…")
             elif event == "done":
-                bar.update(task_id, advance=1, description=payload.name)
+                bar.update(task_id, advance=1, description=escape(payload.name))
 
         ingest_progress.add_listener(on_event)
         try:

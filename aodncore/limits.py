@@ -30,6 +30,7 @@ __all__ = [
     "ARCHIVE_RATIO_THRESHOLD_BYTES",
     "CHECK_MEMORY_BYTES",
     "CHECK_TIMEOUT_SECONDS",
+    "CLI_SETTLE_SECONDS",
     "LANDING_SETTLE_SECONDS",
     "LIMITS",
     "LIMITS_SECTION",
@@ -111,7 +112,17 @@ MANIFEST_ROOTS = Limit(
 
 LANDING_SETTLE_SECONDS = Limit(
     LIMITS_SECTION, "landing_settle_seconds", 30, "seconds",
-    "A local landing file is taken only after its size and modification time have not changed for this long.")
+    "A local landing file is taken only after its size, modification and change times have not changed for this "
+    "long (a writer may pause mid-file); younger files are 'waiting' and left for a later run. The default of the "
+    "ingest flows, so of `aodncore serve` and every deployment (flow parameter settle_seconds); S3 objects are "
+    "never held back (they appear only complete).")
+
+#: The settle time of a one-shot ``aodncore ingest`` when neither ``--settle`` nor the config sets one. Shorter than
+#: :data:`LANDING_SETTLE_SECONDS` because a person is waiting, and paired with waiting *within* the run: a file
+#: changed less than this long ago is looked at again once it would have settled (at most this long later) and
+#: taken only if it did not change meanwhile. So the README quick start, run seconds after a ``git clone`` (which
+#: gives every file a fresh modification time), pauses briefly instead of reporting every file as waiting.
+CLI_SETTLE_SECONDS = 10.0
 
 #: Longest file name (in bytes, UTF-8 with surrogate escapes) a local file system accepts (``NAME_MAX``); not
 #: configurable: working copies must stay within it whatever the landing name.

@@ -108,7 +108,7 @@ def run_flow(source: str, base: Path, checks: list[str] | None, workers: int) ->
 
     start = time.perf_counter()
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        outcomes = ingest_landing(source, base_dir=str(base), checks=checks, workers=workers)
+        outcomes = ingest_landing(source, base_dir=str(base), checks=checks, workers=workers, settle_seconds=0)
     elapsed = time.perf_counter() - start
     return elapsed, len(outcomes)
 

@@ -109,7 +109,8 @@ class TestIngestCommand:
             shutil.copy(IMOS_DIR / name, landing / name)
         base = tmp_path / "base"
 
-        code = main(["ingest", str(landing), "--base-dir", str(base), "--keep-landing", "--check", "cf:1.6"])
+        code = main(["ingest", str(landing), "--base-dir", str(base), "--keep-landing", "--check", "cf:1.6",
+                     "--settle", "0"])
 
         assert code == 0
         out = capsys.readouterr().out

@@ -131,7 +131,8 @@ def test_partial_entry_point_runs_through_the_flows(prefect_harness, tmp_path, m
     shutil.copy(IMOS_DIR / "not_a_netcdf_file.nc", landing / broken)
     base = tmp_path / "base"
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        outcomes = ingest_landing(str(landing), handler="SoopXbtHandler", base_dir=str(base), workers=2)
+        outcomes = ingest_landing(str(landing), handler="SoopXbtHandler", base_dir=str(base), workers=2,
+                                  settle_seconds=0)
     by_name = {outcome["name"]: outcome for outcome in outcomes}
     assert by_name[XBT_FILE]["status"] == "published", by_name[XBT_FILE]
     assert (base / "published/COMPAT/SOOP/XBT" / XBT_FILE).read_bytes() == (IMOS_DIR / XBT_FILE).read_bytes()
@@ -142,7 +143,7 @@ def test_partial_entry_point_runs_through_the_flows(prefect_harness, tmp_path, m
     assert (landing / OTHER_FILE).exists()
     # the preset check_params refuse the broken file: quarantined in the folder named by the wrapped class
     assert by_name[broken]["status"] == "quarantined"
-    [reason_file] = (base / "error" / "SoopHandler").glob("*.reason.json")
+    [reason_file] = (base / "error" / "SoopHandler").glob("*/*.reason.json")
     assert json.loads(reason_file.read_text())["error_class"] == "ComplianceCheckFailedError"
 
 
@@ -160,6 +161,6 @@ def test_copied_to_landing_through_flow_handler_params(prefect_harness, tmp_path
               "dest_path_function": "imos_dest_path"}
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         outcome = ingest_file(str(landing / XBT_FILE), handler="aodncore.pipeline.handlerbase:HandlerBase",
-                              base_dir=str(tmp_path / "base"), handler_params=params)
+                              base_dir=str(tmp_path / "base"), handler_params=params, settle_seconds=0)
     assert outcome["publish_type"] == "HARVEST_ONLY", outcome
     assert not list((tmp_path / "base").glob("published/**/*.nc"))  # harvest only: nothing uploaded

@@ -102,8 +102,9 @@ def _quarantine_records(s3, pipeline: str) -> dict[str, tuple[dict, bytes]]:
     for key in _keys(s3, ERRORS):
         if key.endswith(REASON_SUFFIX):
             reason = json.loads(_body(s3, ERRORS, key))
-            stored_key = key.removesuffix(REASON_SUFFIX)
+            stored_key = reason["stored_as"].removeprefix(f"s3://{ERRORS}/")
             assert stored_key.startswith(f"quarantine/{pipeline}/"), stored_key
+            assert stored_key.rsplit("/", 1)[-1] == reason["name"]  # the copy keeps its name and extension
             records[reason["source"]] = (reason, _body(s3, ERRORS, stored_key))
     return records
 
@@ -170,7 +171,9 @@ def test_cli_ingests_an_s3_landing_prefix_and_loses_nothing(prefect_harness, s3,
     assert _body(s3, PUBLISHED, new_key) == (IMOS_DIR / new_name).read_bytes()
     published_after = s3.head_object(Bucket=PUBLISHED, Key=f"imos-data/{expected_key(GOOD_SINGLE[1])}")
     assert published_after["LastModified"] == published_before["LastModified"]  # not published twice
-    assert set(_keys(s3, LANDING, landing.prefix)) == {again_key}  # skipped content is left where it is
+    # already-ingested content leaves the landing area once its ETag is confirmed
+    assert again_key not in set(_keys(s3, LANDING, landing.prefix))
+    assert set(_keys(s3, LANDING, landing.prefix)) == set()
 
 
 def test_flow_ingests_an_s3_landing_prefix_with_logs_and_artifact(prefect_harness, s3, tmp_path):

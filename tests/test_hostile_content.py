@@ -20,7 +20,7 @@ from ingest_helpers import GOOD_FILES, IMOS_DIR, build_zip, expected_key
 
 from aodncore.ingest import PUBLISHED, QUARANTINED, list_landing
 from aodncore.ingest.configure import build_settings
-from aodncore.ingest.quarantine import REASON_SUFFIX
+from aodncore.ingest.quarantine import reason_path_for
 from aodncore.ingest.runner import ingest_objects
 from aodncore.pipeline.defaultconfig import default_config
 
@@ -74,10 +74,10 @@ class Run:
         return (self.base / "published" / expected_key(name)).read_bytes()
 
     def quarantined(self, name: str) -> tuple[Path, dict]:
-        stored = [p for p in self.store_files("error") if p.name.startswith(f"{name}.")
-                  and not p.name.endswith(REASON_SUFFIX)]
+        # the error store keeps <handler>/<id>/<name> beside <handler>/<id>/<id>.reason.json
+        stored = [p for p in self.store_files("error") if p.name == name]
         assert len(stored) == 1, stored
-        sidecar = stored[0].with_name(stored[0].name + REASON_SUFFIX)
+        sidecar = Path(reason_path_for(str(stored[0])))
         return stored[0], json.loads(sidecar.read_text())
 
     def assert_secret_nowhere(self) -> None:

@@ -41,7 +41,7 @@ def test_to_row_is_flat_and_has_table_columns():
     row = _outcome(error=None).to_row()
     assert row == {
         "name": "a b.nc", "status": PUBLISHED, "check_result": "passed", "publish_type": "HARVEST_UPLOAD",
-        "destination": "IMOS/ANMN/NRS/a b.nc", "stored": True, "archived": False, "error": "",
+        "destination": "IMOS/ANMN/NRS/a b.nc", "stored": True, "archived": False, "error": "", "note": "",
     }
 
 

@@ -41,11 +41,11 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _quarantined(error_dir: Path, name: str) -> tuple[Path, dict]:
-    """The single stored copy of ``name`` in the error store and its parsed reason sidecar."""
-    stored = [p for p in error_dir.rglob(f"{name}.*") if not p.name.endswith(REASON_SUFFIX)]
+    """The single stored copy of ``name`` in the error store (``<id>/<name>``) and its parsed reason sidecar."""
+    stored = [p for p in error_dir.rglob(name) if p.is_file()]
     assert len(stored) == 1, stored
-    sidecar = stored[0].with_name(stored[0].name + REASON_SUFFIX)
-    assert sidecar.is_file()
+    (sidecar,) = stored[0].parent.glob(f"*{REASON_SUFFIX}")
+    assert sidecar.name == f"{stored[0].parent.name}{REASON_SUFFIX}"
     return stored[0], json.loads(sidecar.read_text())
 
 

@@ -23,7 +23,7 @@ from ingest_helpers import (  # noqa: F401 - restore_process_state is a fixture
 from aodncore.ingest import PUBLISHED, QUARANTINED, LandingObject
 from aodncore.ingest.configure import LEDGER_FILE_NAME
 from aodncore.ingest.ledger import IngestLedger
-from aodncore.ingest.quarantine import REASON_SUFFIX
+from aodncore.ingest.quarantine import reason_path_for
 from aodncore.pipeline.imoshandler import ImosGenericHandler
 from aodncore.prefect.daskrun import DaskConfigurationError, resolve_worker_api_url
 
@@ -85,7 +85,8 @@ def test_ingest_landing_on_a_local_dask_cluster_loses_nothing_and_keeps_the_logs
     progress.add_listener(listener)
     try:
         state = ingest_landing(str(landing), handler=f"{__name__}:WorkerReportingHandler", base_dir=str(base),
-                               checks=["cf:1.6"], workers=2, dask_address="local", return_state=True)
+                               checks=["cf:1.6"], workers=2, dask_address="local", settle_seconds=0,
+                               return_state=True)
     finally:
         progress.remove_listener(listener)
 
@@ -95,10 +96,10 @@ def test_ingest_landing_on_a_local_dask_cluster_loses_nothing_and_keeps_the_logs
     for name in GOOD:
         assert (base / "published" / expected_key(name)).read_bytes() == (IMOS_DIR / name).read_bytes()
     for name in BROKEN:
-        stored = [p for p in (base / "error").rglob(f"{name}.*") if not p.name.endswith(REASON_SUFFIX)]
+        stored = [p for p in (base / "error").rglob(name) if p.is_file()]
         assert len(stored) == 1, stored
         assert stored[0].read_bytes() == (IMOS_DIR / name).read_bytes()
-        reason = json.loads(stored[0].with_name(stored[0].name + REASON_SUFFIX).read_text())
+        reason = json.loads(Path(reason_path_for(str(stored[0]))).read_text())
         assert reason["error_type"] == "user" and reason["reason"]
     assert list(landing.iterdir()) == []
 
@@ -136,7 +137,7 @@ def test_cli_ingests_on_a_local_dask_cluster_and_keeps_worker_records_off_the_co
     _land(landing, [GOOD[0], BAD_NC])
 
     code = main(["ingest", str(landing), "--base-dir", str(base), "--check", "cf:1.6", "--workers", "2",
-                 "--dask", "local"])
+                 "--dask", "local", "--settle", "0"])
 
     assert code == 1  # something was quarantined
     captured = capfd.readouterr()
@@ -178,7 +179,7 @@ def test_ingest_landing_on_an_existing_cluster_whose_workers_use_the_run_server(
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       env={"PREFECT_API_URL": PREFECT_API_URL.value()}) as cluster:
         state = ingest_landing(str(landing), base_dir=str(base), checks=["cf:1.6"], workers=2,
-                               dask_address=cluster.scheduler_address, return_state=True)
+                               dask_address=cluster.scheduler_address, settle_seconds=0, return_state=True)
 
     assert state.is_completed(), state
     assert {o["name"]: o["status"] for o in state.result()} == {GOOD[0]: PUBLISHED, BAD_NC: QUARANTINED}
@@ -197,7 +198,7 @@ def test_ingest_landing_refuses_an_existing_cluster_whose_workers_have_no_api_ur
     _land(landing, GOOD[:1])
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         state = ingest_landing(str(landing), base_dir=str(tmp_path / "base"), dask_address=cluster.scheduler_address,
-                               return_state=True)
+                               settle_seconds=0, return_state=True)
 
     assert state.is_failed()
     with pytest.raises(DaskConfigurationError, match="no PREFECT_API_URL"):

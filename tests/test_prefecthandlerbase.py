@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from aodncore.ingest.quarantine import reason_path_for
 from aodncore.pipeline.common import HandlerResult, PipelineFilePublishType
 from aodncore.pipeline.exceptions import (
     ComplianceCheckFailedError,
@@ -189,8 +190,8 @@ def test_not_a_netcdf_with_cf_check_is_quarantined(s3, landing, config, imos_dir
     sidecars = [f for f in files if f.endswith(".reason.json")]
     assert len(data_files) == 1 and len(sidecars) == 1
     stored = data_files[0]
-    assert os.path.basename(stored).startswith("not_a_netcdf_file.nc.")
-    assert sidecars[0] == stored + ".reason.json"
+    assert os.path.basename(stored) == "not_a_netcdf_file.nc"  # <id>/<name>: name and extension kept
+    assert sidecars[0] == reason_path_for(stored)
     assert _read(os.path.join(error_dir, stored)) == _read(source)
     with open(os.path.join(error_dir, sidecars[0])) as handle:
         reason = json.load(handle)
@@ -213,7 +214,7 @@ def test_content_error_in_process_is_quarantined(s3, landing, config, imos_dir):
     assert len(files) == 2
     stored = next(f for f in files if not f.endswith(".reason.json"))
     assert _read(os.path.join(error_dir, stored)) == _read(source)
-    assert f"{stored}.reason.json" in files
+    assert reason_path_for(stored) in files
     assert os.listdir(_dir(config.pipeline_config["global"]["upload_uri"])) == []
 
 
@@ -344,8 +345,8 @@ def test_quarantine_to_s3_error_store(s3, landing, tmp_path, imos_dir):
     keys = sorted(entry["Key"] for entry in s3.list_objects_v2(Bucket="errors").get("Contents", []))
     assert len(keys) == 2
     data_key = next(key for key in keys if not key.endswith(".reason.json"))
-    assert data_key.startswith("refused/NO_PIPELINE/" + GOOD_NC + ".")
-    assert f"{data_key}.reason.json" in keys
+    assert data_key.startswith("refused/NO_PIPELINE/") and data_key.endswith("/" + GOOD_NC)
+    assert reason_path_for(data_key) in keys
     assert s3.get_object(Bucket="errors", Key=data_key)["Body"].read() == _read(source)
     assert not _exists(s3, GOOD_NC)
 

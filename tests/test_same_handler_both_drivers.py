@@ -39,7 +39,7 @@ def test_classic_handler_gives_the_same_result_in_both_drivers(prefect_harness, 
     shutil.copy(IMOS_DIR / GOOD, landing / GOOD)
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         outcome = ingest_file(str(landing / GOOD), handler="ingest_helpers:ClassicStyleHandler",
-                              base_dir=str(flow_base))
+                              base_dir=str(flow_base), settle_seconds=0)
     assert outcome["status"] == "published", outcome
 
     classic_tree = _published_tree(classic_base / "published")

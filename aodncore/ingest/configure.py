@@ -22,8 +22,11 @@ __all__ = [
     "LEDGER_FILE_NAME",
     "apply_s3_endpoint",
     "build_settings",
+    "ingest_record_location",
     "load_config",
     "load_handler_class",
+    "open_existing_ledger",
+    "planning_config",
 ]
 
 DEFAULT_HANDLER = "aodncore.pipeline.imoshandler:ImosGenericHandler"
@@ -69,10 +72,11 @@ def load_config(
     upload_uri: str | None = None,
     archive_uri: str | None = None,
     error_uri: str | None = None,
+    create_dirs: bool = True,
 ) -> Any:
     """A config from ``config_file``, or the embedded defaults under ``base_dir`` (default ``./aodn-data``).
 
-    Explicit store URIs override either.
+    Explicit store URIs override either. ``create_dirs=False`` creates nothing on disk (the defaults' folders).
     """
     from aodncore.pipeline.defaultconfig import default_config, load_config_file
 
@@ -90,7 +94,7 @@ def load_config(
             merged["global"].update(overrides)
             config.__dict__["pipeline_config"] = _freeze(merged)
         return config
-    return default_config(base_dir, {"global": overrides} if overrides else None)
+    return default_config(base_dir, {"global": overrides} if overrides else None, create_dirs=create_dirs)
 
 
 def apply_s3_endpoint(config: Any) -> str | None:
@@ -105,10 +109,37 @@ def apply_s3_endpoint(config: Any) -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL")
 
 
-def _ledger_path(config: Any, base_dir: str | None) -> str:
+def ingest_record_location(config: Any, base_dir: str | None = None) -> str:
+    """Where the ingest record lives: ``<base_dir>/ingest-record.sqlite`` (beside the default stores)."""
     tmp_dir = config.pipeline_config["global"].get("tmp_dir")
     root = Path(base_dir) if base_dir else Path(tmp_dir).parent if tmp_dir else Path.cwd()
     return str(root / LEDGER_FILE_NAME)
+
+
+_ledger_path = ingest_record_location
+
+
+def planning_config(
+    *,
+    handler: str | None = None,
+    config_file: str | None = None,
+    base_dir: str | None = None,
+    upload_uri: str | None = None,
+    archive_uri: str | None = None,
+    error_uri: str | None = None,
+) -> Any:
+    """The config of an ingest that is only planned (``--dry-run``): validated, handler checked, nothing created."""
+    config = load_config(config_file, base_dir, upload_uri=upload_uri, archive_uri=archive_uri, error_uri=error_uri,
+                         create_dirs=False)
+    apply_s3_endpoint(config)
+    load_handler_class(handler, config)
+    return config
+
+
+def open_existing_ledger(config: Any, base_dir: str | None = None) -> IngestLedger | None:
+    """The ingest record of this configuration if it exists (None: nothing was ingested yet); nothing created."""
+    location = ingest_record_location(config, base_dir)
+    return IngestLedger(location) if os.path.isfile(location) else None
 
 
 def build_settings(

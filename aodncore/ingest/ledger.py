@@ -25,6 +25,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,24 @@ class IngestLedger:
         """True when this exact content was published, or quarantined (see the module's idempotency rule)."""
         entry = self.get(obj.uri, obj.fingerprint)
         return entry is not None and entry.status in (PUBLISHED, QUARANTINED)
+
+    def split_done(self, objects: Sequence[LandingObject]) -> tuple[list[LandingObject], list[LandingObject]]:
+        """(already ingested, still to do), in the order given; one query per 500 objects."""
+        done_keys: set[tuple[str, str]] = set()
+        connection = self._connection()
+        for start in range(0, len(objects), 500):
+            chunk = objects[start:start + 500]
+            uris = sorted({obj.uri for obj in chunk})
+            rows = connection.execute(
+                "SELECT source_uri, fingerprint, status FROM ingest_record WHERE id IN (SELECT MAX(id) FROM "
+                f"ingest_record WHERE source_uri IN ({', '.join('?' * len(uris))}) GROUP BY source_uri, fingerprint)",
+                uris,
+            ).fetchall()
+            done_keys.update((uri, fingerprint) for uri, fingerprint, status in rows
+                             if status in (PUBLISHED, QUARANTINED))
+        done = [obj for obj in objects if (obj.uri, obj.fingerprint) in done_keys]
+        todo = [obj for obj in objects if (obj.uri, obj.fingerprint) not in done_keys]
+        return done, todo
 
     def history(self, source_uri: str) -> list[LedgerEntry]:
         """Every record for ``source_uri`` (all fingerprints), oldest first."""

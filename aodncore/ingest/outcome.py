@@ -5,18 +5,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["PUBLISHED", "QUARANTINED", "SKIPPED", "FAILED", "STATUSES", "FileOutcome"]
+__all__ = ["FAILED", "IGNORED", "PUBLISHED", "QUARANTINED", "SKIPPED", "STATUSES", "WAITING", "FileOutcome"]
 
 #: The file (and everything resolved from it) was published; the landing object may be removed.
 PUBLISHED = "published"
 #: The file was refused (data error) and stored safely in the error store with the reason.
 QUARANTINED = "quarantined"
-#: Nothing was done (e.g. the same content was already ingested).
+#: Nothing to do: the same content was already ingested (the landing copy is then removed unless kept), or the
+#: object vanished before it could be fetched.
 SKIPPED = "skipped"
-#: A system error stopped processing; the landing object is kept for a retry.
+#: A system error stopped processing (storage down, a crash, an unreadable file); the landing object is kept for
+#: a retry.
 FAILED = "failed"
+#: Not taken yet: the file is still being written (not settled) or changed while it was fetched; it stays in the
+#: landing area and a later run takes it.
+WAITING = "waiting"
+#: Never ingested by design (dotfile, sidecar, symbolic link, special file, a key naming no file); left alone.
+IGNORED = "ignored"
 
-STATUSES = (PUBLISHED, QUARANTINED, SKIPPED, FAILED)
+STATUSES = (PUBLISHED, QUARANTINED, SKIPPED, FAILED, WAITING, IGNORED)
 
 _CHECK_RESULTS = ("passed", "failed", "n/a")
 _FILE_ROW_KEYS = ("name", "check_passed", "publish_type", "dest_path", "stored", "archived")
@@ -28,6 +35,10 @@ class FileOutcome:
 
     ``files`` holds one row per file resolved from the landing object (a zip or manifest gives several), each a
     dict with the keys ``name``, ``check_passed``, ``publish_type``, ``dest_path``, ``stored``, ``archived``.
+    ``note`` says why a ``skipped``, ``waiting`` or ``ignored`` object was not processed (not an error).
+
+    Every text field is for people: names are shown escaped (:func:`aodncore.ingest.names.shown`), so they are
+    single lines without terminal controls; ``source`` is the landing URI (local names percent-encoded).
     """
 
     source: str
@@ -41,6 +52,7 @@ class FileOutcome:
     error: str | None = None
     error_uri: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -62,7 +74,7 @@ class FileOutcome:
 
     @property
     def ok(self) -> bool:
-        """True when the landing object can be considered dealt with (published, quarantined or skipped)."""
+        """False only for ``failed``: every other status needs nobody's attention."""
         return self.status != FAILED
 
     def to_row(self) -> dict[str, Any]:
@@ -76,6 +88,7 @@ class FileOutcome:
             "stored": self.stored,
             "archived": self.archived,
             "error": self.error or "",
+            "note": self.note or "",
         }
 
     def to_dict(self) -> dict[str, Any]:

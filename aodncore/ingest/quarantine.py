@@ -1,9 +1,17 @@
 """The error store: where refused files are kept, each beside a JSON sidecar saying why.
 
-A quarantined landing object is stored as ``<error_uri>/<pipeline>/<name>.<ingest id>`` together with
-``<name>.<ingest id>.reason.json``. The sidecar names the source, its fingerprint, the error class and message,
-whether it was a data ("user") or system error, and the check log of every file that failed a check. The store is
-any storage URL (``file://``, ``s3://``, ``sftp://``), written through the same storage brokers as publishing.
+Each refused landing object gets a folder of its own, named by the attempt's time-sortable ingest id::
+
+    <error_uri>/<pipeline>/<ingest id>/<name>                     the original bytes, under the original name
+    <error_uri>/<pipeline>/<ingest id>/<ingest id>.reason.json    why
+
+so the copy keeps its name and extension and opens with the usual tools, and a name at the file-name limit still
+fits (a name that cannot be stored as it is — not printable UTF-8, or longer than
+:data:`aodncore.limits.MAX_NAME_BYTES` bytes — is stored under :func:`aodncore.ingest.names.storable_name`). The
+sidecar names the landing source (exact URI) and the name as shown, the stored copy, the fingerprint, the error
+class and message, whether it was a data ("user") or system error, and the check log of every file that failed a
+check. The store is any storage URL (``file://``, ``s3://``, ``sftp://``), written through the same storage brokers
+as publishing.
 """
 
 from __future__ import annotations
@@ -16,11 +24,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aodncore
+from aodncore.ingest.names import shown, storable_name
 from aodncore.pipeline.exceptions import PipelineProcessingError
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection
 from aodncore.pipeline.storage import get_storage_broker
 
-__all__ = ["REASON_SUFFIX", "QuarantineRecord", "quarantine_file"]
+__all__ = ["REASON_SUFFIX", "QuarantineRecord", "quarantine_file", "reason_path_for"]
 
 REASON_SUFFIX = ".reason.json"
 
@@ -31,6 +40,12 @@ class QuarantineRecord:
 
     file_uri: str
     reason_uri: str
+
+
+def reason_path_for(stored: str) -> str:
+    """The reason sidecar's path (or URI, or key) beside a stored copy: ``<folder>/<folder name>.reason.json``."""
+    folder = stored.rstrip("/").rsplit("/", 1)[0]
+    return f"{folder}/{folder.rsplit('/', 1)[-1]}{REASON_SUFFIX}"
 
 
 def _join_uri(base: str, *parts: str) -> str:
@@ -44,7 +59,7 @@ def _failed_file_logs(collection: PipelineFileCollection | None) -> list[dict[st
     for pipeline_file in collection:
         result = pipeline_file.check_result
         if result is not None and not result.compliant:
-            rows.append({"name": pipeline_file.name, "check_log": list(result.log)})
+            rows.append({"name": shown(pipeline_file.name), "check_log": [str(line) for line in result.log]})
     return rows
 
 
@@ -60,18 +75,27 @@ def quarantine_file(
     error_details: str | None = None,
     collection: PipelineFileCollection | None = None,
     handler_name: str | None = None,
+    reason: str | None = None,
+    name: str | None = None,
+    work_dir: str | None = None,
 ) -> QuarantineRecord:
-    """Store ``local_path`` (the original landing content) and its reason sidecar in the error store."""
-    name = os.path.basename(source.rstrip("/")) or os.path.basename(local_path)
-    stored_name = f"{name}.{ingest_id}"
-    relative_dir = pipeline_name
-    reason = {
+    """Store ``local_path`` (the original landing content) and its reason sidecar in the error store.
+
+    ``reason`` is the readable message (default ``str(error)``), ``name`` the landing name (default: the last part
+    of ``source``), ``work_dir`` where the sidecar is written before it is stored.
+    """
+    name = name or os.path.basename(source.rstrip("/")) or os.path.basename(local_path)
+    stored_name = storable_name(name)
+    folder = f"{pipeline_name}/{ingest_id}"
+    reason_name = f"{ingest_id}{REASON_SUFFIX}"
+    sidecar = {
         "source": source,
-        "name": name,
+        "name": shown(name),
+        "stored_as": _join_uri(error_uri, folder, stored_name),
         "fingerprint": fingerprint,
         "error_type": "user" if isinstance(error, PipelineProcessingError) else "system",
         "error_class": type(error).__name__,
-        "reason": str(error),
+        "reason": reason if reason is not None else shown(error),
         "details": error_details,
         "failed_checks": _failed_file_logs(collection),
         "handler": handler_name,
@@ -80,23 +104,19 @@ def quarantine_file(
         "aodncore_version": aodncore.__version__,
     }
     broker = get_storage_broker(error_uri)
-    with tempfile.TemporaryDirectory(prefix="aodncore-quarantine-") as scratch:
-        reason_path = os.path.join(scratch, stored_name + REASON_SUFFIX)
+    with tempfile.TemporaryDirectory(prefix="q-", dir=work_dir) as scratch:
+        reason_path = os.path.join(scratch, reason_name)
         with open(reason_path, "w") as handle:
-            json.dump(reason, handle, indent=2, default=str)
+            json.dump(sidecar, handle, indent=2, default=str)
         files = PipelineFileCollection(
             [
-                PipelineFile(local_path, name=stored_name, dest_path=f"{relative_dir}/{stored_name}"),
-                PipelineFile(
-                    reason_path,
-                    name=stored_name + REASON_SUFFIX,
-                    dest_path=f"{relative_dir}/{stored_name}{REASON_SUFFIX}",
-                ),
+                PipelineFile(local_path, name=stored_name, dest_path=f"{folder}/{stored_name}"),
+                PipelineFile(reason_path, name=reason_name, dest_path=f"{folder}/{reason_name}"),
             ],
             validate_unique=False,
         )
         broker.upload(files)
     return QuarantineRecord(
-        file_uri=_join_uri(error_uri, relative_dir, stored_name),
-        reason_uri=_join_uri(error_uri, relative_dir, stored_name + REASON_SUFFIX),
+        file_uri=_join_uri(error_uri, folder, stored_name),
+        reason_uri=_join_uri(error_uri, folder, reason_name),
     )

@@ -15,26 +15,39 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aodncore.ingest import progress
 from aodncore.ingest.ledger import IngestLedger
-from aodncore.ingest.outcome import FAILED, PUBLISHED, QUARANTINED, SKIPPED, FileOutcome
+from aodncore.ingest.names import local_name_problem, scrub, shown, storable_name, unusable_name_reason
+from aodncore.ingest.outcome import FAILED, PUBLISHED, QUARANTINED, SKIPPED, WAITING, FileOutcome
 from aodncore.ingest.quarantine import quarantine_file
 from aodncore.ingest.sources import LandingObject, LandingObjectChangedError, fetch, remove_landing
 from aodncore.pipeline.common import PipelineFilePublishType
-from aodncore.pipeline.exceptions import PipelineProcessingError
+from aodncore.pipeline.exceptions import InvalidFileNameError, PipelineProcessingError
 from aodncore.pipeline.handlerref import handler_class_name
-from aodncore.pipeline.log import get_pipeline_logger
+from aodncore.pipeline.log import PipelineLoggerAdapter
 from aodncore.pipeline.steps.manifestpaths import LandingContext
 from aodncore.util.misc import format_exception
 
-__all__ = ["IngestSettings", "RunContext", "ingest_object", "ingest_objects", "outcome_from_handler", "record_outcome"]
+__all__ = [
+    "IngestSettings",
+    "RunContext",
+    "dispose_skipped",
+    "in_run_folder",
+    "ingest_object",
+    "ingest_objects",
+    "new_ingest_id",
+    "outcome_from_handler",
+    "record_outcome",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -134,26 +147,79 @@ def _all_stored(rows: list[dict[str, Any]]) -> bool:
     return bool(storable) and all(row["stored"] for row in storable)
 
 
-def outcome_from_handler(obj: LandingObject, handler: Any, status: str, upload_uri: str) -> FileOutcome:
-    """Summarise a finished handler run as a :class:`FileOutcome`."""
+def outcome_from_handler(obj: LandingObject, handler: Any, status: str, upload_uri: str,
+                         describe: Any = shown) -> FileOutcome:
+    """Summarise a finished handler run as a :class:`FileOutcome` (``describe`` makes text fit to be read)."""
     rows = _file_rows(handler.file_collection)
+    for row in rows:
+        row["name"] = shown(row["name"])
+        row["dest_path"] = shown(row["dest_path"])
     publish_types = sorted({row["publish_type"] for row in rows})
     return FileOutcome(
-        source=obj.uri,
-        name=obj.name,
+        source=shown(obj.uri),
+        name=shown(obj.name),
         status=status,
         check_result=_summarise_checks(rows),
         publish_type=",".join(publish_types),
         destination=_summarise_destination(rows, upload_uri),
         stored=_all_stored(rows),
         archived=any(row["archived"] for row in rows),
-        error=None if handler.error is None else f"{type(handler.error).__name__}: {handler.error}",
+        error=None if handler.error is None else describe(f"{type(handler.error).__name__}: {handler.error}"),
         files=rows,
     )
 
 
-def _handler_logger(settings: IngestSettings, obj: LandingObject) -> Any:
-    return get_pipeline_logger(settings.log_name, extra={"landing_object": obj.uri})
+class _Describer:
+    """Rewrites text about one object for people: working paths become the landing source (or the member's
+    name), the raw name is shown escaped, undecodable bytes become ``\\xNN``."""
+
+    def __init__(self, obj: LandingObject, scratch: str, roots: Iterable[str | None] = ()) -> None:
+        self.source = shown(obj.uri)
+        self.exact: list[str] = []
+        self.name = obj.name
+        folders = [scratch, *(root for root in roots if root)]
+        self._paths = re.compile("|".join(re.escape(folder.rstrip("/")) + r"/[^\s'\"]*" for folder in folders))
+
+    def add_copy(self, path: str) -> None:
+        """``path`` is a working copy of the landing object itself: name the source instead."""
+        self.exact.append(path)
+
+    def _path(self, match: re.Match[str]) -> str:
+        path = match.group(0)
+        if path in self.exact:
+            return self.source
+        name = os.path.basename(path.rstrip("/"))
+        return self.source if name == self.name else shown(name)
+
+    def __call__(self, text: object) -> str:
+        value = str(text)
+        for path in sorted(self.exact, key=len, reverse=True):
+            value = value.replace(path, self.source)
+        value = self._paths.sub(self._path, value)
+        if shown(self.name) != self.name and self.name:
+            value = value.replace(self.name, shown(self.name))
+        return scrub(value)
+
+
+class _SourceLogger(PipelineLoggerAdapter):
+    """The handler's logger for one object: every message passes through the object's :class:`_Describer`."""
+
+    def __init__(self, logger: logging.Logger, extra: Mapping[str, Any], describe: _Describer) -> None:
+        super().__init__(logger, dict(extra))
+        self._describe = describe
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = f"{msg} {args!r}"
+        super().log(level, "%s", self._describe(text), **kwargs)
+
+
+def _handler_logger(settings: IngestSettings, obj: LandingObject, describe: _Describer) -> Any:
+    return _SourceLogger(logging.getLogger(settings.log_name), {"landing_object": shown(obj.uri)}, describe)
 
 
 def landing_context(obj: LandingObject) -> LandingContext:
@@ -171,8 +237,8 @@ def landing_context(obj: LandingObject) -> LandingContext:
     return LandingContext(area=area, location=location)
 
 
-def _run_handler(local_path: str, obj: LandingObject, settings: IngestSettings) -> Any:
-    context = RunContext(settings.run_id, "ingest", settings.pipeline_name, _handler_logger(settings, obj))
+def _run_handler(local_path: str, obj: LandingObject, settings: IngestSettings, describe: _Describer) -> Any:
+    context = RunContext(settings.run_id, "ingest", settings.pipeline_name, _handler_logger(settings, obj, describe))
     handler = settings.handler_class(
         local_path, config=settings.config, celery_task=context, upload_path=obj.uri, **settings.handler_kwargs
     )
@@ -182,7 +248,9 @@ def _run_handler(local_path: str, obj: LandingObject, settings: IngestSettings) 
     return handler
 
 
-def _quarantine(obj: LandingObject, local_path: str, handler: Any, settings: IngestSettings, ingest_id: str) -> Any:
+def _quarantine(obj: LandingObject, local_path: str, settings: IngestSettings, ingest_id: str, error: BaseException,
+                describe: _Describer, handler: Any = None) -> Any:
+    details = getattr(handler, "error_details", None)
     return quarantine_file(
         local_path,
         error_uri=settings.error_uri,
@@ -190,10 +258,13 @@ def _quarantine(obj: LandingObject, local_path: str, handler: Any, settings: Ing
         ingest_id=ingest_id,
         source=obj.uri,
         fingerprint=obj.fingerprint,
-        error=handler.error,
-        error_details=handler.error_details,
-        collection=handler.file_collection,
-        handler_name=type(handler).__name__,
+        error=error,
+        reason=describe(error),
+        error_details=describe(details) if details else None,
+        collection=getattr(handler, "file_collection", None),
+        handler_name=type(handler).__name__ if handler is not None else None,
+        name=obj.name,
+        work_dir=settings.work_dir,
     )
 
 
@@ -207,60 +278,145 @@ def record_outcome(settings: IngestSettings, obj: LandingObject, outcome: FileOu
     progress.emit("done", outcome)
 
 
+def new_ingest_id() -> str:
+    """A time-sortable id of one attempt: ``<UTC time>-<random>`` (names the attempt's error-store folder)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+def _plain(obj: LandingObject, status: str, *, error: str | None = None, note: str | None = None) -> FileOutcome:
+    return FileOutcome(source=shown(obj.uri), name=shown(obj.name), status=status, error=error, note=note)
+
+
 def ingest_object(obj: LandingObject, settings: IngestSettings) -> FileOutcome:
     """Ingest one landing object; never raises for problems with the object itself."""
-    ingest_id = uuid.uuid4().hex[:12]
-    scratch = tempfile.mkdtemp(prefix="aodncore-ingest-", dir=settings.work_dir)
+    ingest_id = new_ingest_id()
+    if settings.work_dir:
+        os.makedirs(settings.work_dir, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="o-", dir=settings.work_dir)
+    describe = _Describer(obj, scratch, (settings.work_dir, _config_tmp_dir(settings)))
     try:
-        outcome = _ingest_in(scratch, obj, settings, ingest_id)
+        outcome = _ingest_in(scratch, obj, settings, ingest_id, describe)
     except Exception as error:  # noqa: BLE001 - e.g. a handler that cannot be built: keep the object for a retry
-        logger.error("could not ingest %s: %s", obj.uri, format_exception(error))
-        outcome = FileOutcome(source=obj.uri, name=obj.name, status=FAILED, error=format_exception(error))
+        text = describe(format_exception(error))
+        logger.error("could not ingest %s: %s", shown(obj.uri), text)
+        outcome = _plain(obj, FAILED, error=text)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     record_outcome(settings, obj, outcome)
     return outcome
 
 
-def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, ingest_id: str) -> FileOutcome:
+def _config_tmp_dir(settings: IngestSettings) -> str | None:
     try:
-        local_path = str(fetch(obj, os.path.join(scratch, "landing")))
+        return settings.config.pipeline_config["global"].get("tmp_dir")
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _fetch(obj: LandingObject, scratch: str, name: str) -> tuple[str | None, FileOutcome | None]:
+    """(path of the working copy, None), or (None, the outcome when the object cannot be fetched)."""
+    try:
+        return str(fetch(obj, os.path.join(scratch, "landing"), name=name)), None
     except LandingObjectChangedError as error:
         logger.warning("%s", error)
-        return FileOutcome(source=obj.uri, name=obj.name, status=SKIPPED, error=str(error))
+        if error.vanished:
+            return None, _plain(obj, SKIPPED, note=f"{error}; nothing to do")
+        return None, _plain(obj, WAITING, note=f"{error}; a later run takes it")
+    except PermissionError as error:
+        text = f"cannot read the landing file: {error.strerror or 'permission denied'}"
+        logger.error("%s: %s", shown(obj.uri), text)
+        return None, _plain(obj, FAILED, error=text)
     except Exception as error:  # noqa: BLE001 - e.g. the landing store is unreachable
-        logger.error("could not fetch %s: %s", obj.uri, format_exception(error))
-        return FileOutcome(source=obj.uri, name=obj.name, status=FAILED, error=format_exception(error))
+        text = shown(format_exception(error)).replace(scratch, "<work>")
+        logger.error("could not fetch %s: %s", shown(obj.uri), text)
+        return None, _plain(obj, FAILED, error=text)
 
-    handler = _run_handler(_handler_input(local_path, scratch, obj.name), obj, settings)
+
+def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, ingest_id: str,
+               describe: _Describer) -> FileOutcome:
+    name_problem = unusable_name_reason(obj.name)
+    fetch_name = storable_name(obj.name) if local_name_problem(obj.name) else obj.name
+    local_path, refused = _fetch(obj, scratch, fetch_name)
+    if local_path is None:
+        assert refused is not None
+        return refused
+    describe.add_copy(local_path)
+
+    if name_problem:
+        error = InvalidFileNameError(f"{shown(obj.uri)}: {name_problem}")
+        outcome = _plain(obj, QUARANTINED, error=format_exception(error))
+        return _quarantined(outcome, obj, local_path, settings, ingest_id, error, describe, None)
+
+    processing_path = _handler_input(local_path, scratch, obj.name)
+    describe.add_copy(processing_path)
+    handler = _run_handler(processing_path, obj, settings, describe)
     if handler.error is None:
-        outcome = outcome_from_handler(obj, handler, PUBLISHED, settings.upload_uri)
+        outcome = outcome_from_handler(obj, handler, PUBLISHED, settings.upload_uri, describe)
     elif isinstance(handler.error, PipelineProcessingError):
-        outcome = outcome_from_handler(obj, handler, QUARANTINED, settings.upload_uri)
-        try:
-            record = _quarantine(obj, local_path, handler, settings, ingest_id)
-        except Exception as error:  # noqa: BLE001 - then the landing object must stay
-            logger.error("could not quarantine %s: %s", obj.uri, format_exception(error))
-            outcome.status = FAILED
-            outcome.error = f"{outcome.error}; quarantine failed: {format_exception(error)}"
-            return outcome
-        outcome.error_uri = record.file_uri
-        logger.info("%s quarantined in %s: %s", obj.name, record.file_uri, outcome.error)
+        outcome = outcome_from_handler(obj, handler, QUARANTINED, settings.upload_uri, describe)
+        return _quarantined(outcome, obj, local_path, settings, ingest_id, handler.error, describe, handler)
     else:
-        outcome = outcome_from_handler(obj, handler, FAILED, settings.upload_uri)
-        return outcome
-
-    if settings.delete_landing:
-        try:
-            remove_landing(obj)
-        except Exception as error:  # noqa: BLE001 - published/quarantined already; report, don't lose the outcome
-            logger.error(
-                "%s was %s but could not be removed from the landing area: %s",
-                obj.uri,
-                outcome.status,
-                format_exception(error),
-            )
+        return outcome_from_handler(obj, handler, FAILED, settings.upload_uri, describe)
+    _remove_landing(obj, outcome, settings)
     return outcome
+
+
+def _quarantined(outcome: FileOutcome, obj: LandingObject, local_path: str, settings: IngestSettings,
+                 ingest_id: str, error: BaseException, describe: _Describer, handler: Any) -> FileOutcome:
+    """Store the original content and its reason in the error store; then the landing object may go."""
+    try:
+        record = _quarantine(obj, local_path, settings, ingest_id, error, describe, handler)
+    except Exception as failure:  # noqa: BLE001 - then the landing object must stay
+        text = describe(format_exception(failure))
+        logger.error("could not quarantine %s: %s", shown(obj.uri), text)
+        outcome.status = FAILED
+        outcome.error = f"{outcome.error}; quarantine failed: {text}"
+        return outcome
+    outcome.error_uri = shown(record.file_uri)
+    logger.info("%s quarantined in %s: %s", shown(obj.uri), outcome.error_uri, outcome.error)
+    _remove_landing(obj, outcome, settings)
+    return outcome
+
+
+def _remove_landing(obj: LandingObject, outcome: FileOutcome, settings: IngestSettings) -> None:
+    if not settings.delete_landing:
+        return
+    try:
+        remove_landing(obj)
+    except Exception as error:  # noqa: BLE001 - published/quarantined already; report, don't lose the outcome
+        logger.error("%s was %s but could not be removed from the landing area: %s", shown(obj.uri),
+                     outcome.status, shown(format_exception(error)))
+
+
+def dispose_skipped(obj: LandingObject, settings: IngestSettings, note: str = "already ingested (same content)"
+                    ) -> FileOutcome:
+    """The outcome of an object whose exact content was already ingested; it is removed from the landing area
+    (its fingerprint confirmed first: a newer upload under the same name stays) unless ``delete_landing`` is off.
+    """
+    if not settings.delete_landing:
+        return _plain(obj, SKIPPED, note=f"{note}; kept in the landing area")
+    try:
+        removed = remove_landing(obj)
+    except Exception as error:  # noqa: BLE001 - it stays, and the next run tries again
+        logger.warning("%s: %s, but it could not be removed from the landing area: %s", shown(obj.uri), note,
+                       shown(format_exception(error)))
+        return _plain(obj, SKIPPED, note=f"{note}; could not be removed from the landing area")
+    if removed:
+        logger.info("%s: %s; removed from the landing area", shown(obj.uri), note)
+        return _plain(obj, SKIPPED, note=f"{note}; removed from the landing area")
+    return _plain(obj, SKIPPED, note=f"{note}; left in the landing area (it changed or vanished meanwhile)")
+
+
+def in_run_folder(settings: IngestSettings, folder: str | os.PathLike[str]) -> IngestSettings:
+    """``settings`` working inside a run folder: objects' working copies and the handlers' temporary folders."""
+    from aodncore.pipeline.defaultconfig import _freeze
+
+    path = os.fspath(folder)
+    config = settings.config
+    merged = {section: dict(values) for section, values in config.pipeline_config.items()}
+    merged["global"]["tmp_dir"] = path
+    config.__dict__["pipeline_config"] = _freeze(merged)
+    return replace(settings, work_dir=path)
 
 
 def _handler_input(local_path: str, scratch: str, name: str) -> str:

@@ -1,8 +1,16 @@
 """Landing areas: list the objects waiting to be ingested, fetch one, remove it once it is dealt with.
 
-A landing area is a local file, a local folder (walked recursively) or an S3 prefix ``s3://bucket/prefix``. Each
-object found is a :class:`LandingObject` with a *fingerprint* that changes when the content changes: the S3 ETag
-(without quotes) or ``sha256:<hex>`` of a local file. The ingest ledger keys on ``(uri, fingerprint)``.
+A landing area is a local file, a local folder (walked recursively) or S3: ``s3://bucket/key`` names exactly that
+object when it exists, and otherwise the *folder* ``key/`` — never a neighbour (``s3://b/incoming`` does not
+reach ``incoming2/…``). Each object found is a :class:`LandingObject` with a *fingerprint* that changes when the
+content changes: the S3 ETag (without quotes) or ``sha256:<hex>`` of a local file. The ingest record keys on
+``(uri, fingerprint)``.
+
+:func:`scan_landing` reports everything it meets: objects (local ones not yet hashed, with their change time, so
+that a planner can hold back files still being written), :class:`IgnoredEntry` for what is never ingested
+(dotfiles and dot-folders, the library's sidecars, symbolic links, special files, S3 keys naming no file) and
+:class:`UnreadableEntry` for folders that cannot be listed. :func:`list_landing` is the plain view: hashed objects
+only.
 
 Safety rules:
 
@@ -22,9 +30,10 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,16 +42,23 @@ from urllib.parse import unquote, urlparse
 import botocore.exceptions
 
 from aodncore.common.exceptions import AodnBaseError
+from aodncore.ingest.names import shown
 
 __all__ = [
     "SIDECAR_SUFFIXES",
+    "IgnoredEntry",
     "LandingObject",
     "LandingObjectChangedError",
+    "ListingEntry",
+    "UnreadableEntry",
     "fetch",
     "file_fingerprint",
+    "ignore_reason",
     "is_ignored_name",
     "list_landing",
     "remove_landing",
+    "scan_landing",
+    "with_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,7 +70,14 @@ _CHUNK = 1024 * 1024
 
 
 class LandingObjectChangedError(AodnBaseError):
-    """The landing object was replaced or removed after it was listed; list the landing area again."""
+    """The landing object was replaced, changed or removed after it was listed; list the landing area again.
+
+    ``vanished`` is True when it is gone altogether.
+    """
+
+    def __init__(self, message: str, *, vanished: bool = False) -> None:
+        super().__init__(message)
+        self.vanished = vanished
 
 
 @dataclass(frozen=True)
@@ -63,8 +86,9 @@ class LandingObject:
 
     ``uri`` is ``s3://bucket/key`` or a ``file://`` URI of the absolute path; ``fingerprint`` is the S3 ETag
     (without quotes) or ``sha256:<hex>``. S3 objects have ``bucket``/``key``, local files ``path``. ``area`` is the
-    landing area the object was listed from (the source given to :func:`list_landing`; None when unknown): the
-    roots a manifest's entries may come from.
+    landing area the object was listed from (the source given to :func:`scan_landing`, an S3 folder with its
+    trailing ``/``; None when unknown): the roots a manifest's entries may come from. ``changed_at`` (local files)
+    is the later of the modification and change times, for the settle rule.
     """
 
     uri: str
@@ -77,24 +101,35 @@ class LandingObject:
     version_id: str | None = None
     last_modified: datetime | None = None
     area: str | None = None
+    changed_at: float | None = None
 
     @property
     def is_s3(self) -> bool:
         return self.bucket is not None
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str], area: str | None = None) -> LandingObject:
-        """Describe one local file (its checksum is computed now)."""
+    def from_path(cls, path: str | os.PathLike[str], area: str | None = None, *,
+                  fingerprint: bool = True) -> LandingObject:
+        """Describe one local file; its checksum is computed now unless ``fingerprint`` is False.
+
+        ``changed_at`` is the later of its modification and change (inode) times: a writer that resets the
+        modification time (``cp -p``, ``rsync -t``) still changes the change time.
+        """
         resolved = Path(path).absolute()
-        stat = resolved.stat()
+        return cls._from_stat(resolved, resolved.stat(), area=area, fingerprint=fingerprint)
+
+    @classmethod
+    def _from_stat(cls, path: Path, info: os.stat_result, *, area: str | None = None,
+                   fingerprint: bool = True) -> LandingObject:
         return cls(
-            uri=resolved.as_uri(),
-            name=resolved.name,
-            size=stat.st_size,
-            fingerprint=file_fingerprint(resolved),
-            path=str(resolved),
-            last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            uri=path.as_uri(),
+            name=path.name,
+            size=info.st_size,
+            fingerprint=file_fingerprint(path) if fingerprint else "",
+            path=str(path),
+            last_modified=datetime.fromtimestamp(info.st_mtime, tz=UTC),
             area=area,
+            changed_at=max(info.st_mtime, info.st_ctime),
         )
 
     @classmethod
@@ -114,6 +149,36 @@ class LandingObject:
         )
 
 
+@dataclass(frozen=True)
+class IgnoredEntry:
+    """Something in a landing area that is never ingested, and why (``reason``)."""
+
+    uri: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnreadableEntry:
+    """Part of a landing area that could not be looked at (e.g. a folder without read permission)."""
+
+    uri: str
+    name: str
+    reason: str
+
+
+ListingEntry = LandingObject | IgnoredEntry | UnreadableEntry
+"""What :func:`scan_landing` yields."""
+
+
+def with_fingerprint(obj: LandingObject) -> LandingObject:
+    """``obj`` with its fingerprint (a local file is hashed now; raises ``OSError`` if it cannot be read)."""
+    if obj.fingerprint or obj.is_s3:
+        return obj
+    assert obj.path is not None
+    return replace(obj, fingerprint=file_fingerprint(obj.path))
+
+
 def file_fingerprint(path: str | os.PathLike[str]) -> str:
     """``sha256:<hex>`` of a local file's content."""
     digest = hashlib.sha256()
@@ -123,9 +188,21 @@ def file_fingerprint(path: str | os.PathLike[str]) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+def ignore_reason(name: str) -> str | None:
+    """Why a landing listing skips a file called ``name`` (dotfiles, the library's own sidecars), or None."""
+    if name in (".", ".."):
+        return f"'{name}' names no file"
+    if name.startswith("."):
+        return "hidden file (name starts with '.')"
+    for suffix in SIDECAR_SUFFIXES:
+        if name.endswith(suffix):
+            return f"an aodncore sidecar file ('*{suffix}')"
+    return None
+
+
 def is_ignored_name(name: str) -> bool:
     """True for names a landing listing skips: dotfiles and the library's own sidecar files."""
-    return name.startswith(".") or name.endswith(SIDECAR_SUFFIXES)
+    return ignore_reason(name) is not None
 
 
 def _split_s3(source: str) -> tuple[str, str]:
@@ -164,73 +241,159 @@ def _iter_s3_entries(bucket: str, prefix: str, s3_client: Any = None) -> Iterato
         yield from page.get("Contents", [])
 
 
-def list_landing(source: str, *, s3_client: Any = None) -> Iterator[LandingObject]:
-    """Yield the objects waiting in a landing area.
+def _head_s3(bucket: str, key: str, s3_client: Any) -> dict[str, Any] | None:
+    """The object's HEAD response (with ``Key``), or None when there is no object with exactly that key."""
+    try:
+        head = _s3_client(s3_client).head_object(Bucket=bucket, Key=key)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return {**head, "Key": key}
 
-    ``source`` is a local file, a local folder (walked recursively; only regular, non-symlink files; dotfiles,
-    dot-folders and sidecars skipped; sorted by relative path in code-point order), a ``file://`` URI, or
-    ``s3://bucket/prefix`` (every key starting with the prefix, all pages; "folder" marker keys, dotfiles and
-    sidecars skipped; in S3's own UTF-8 key order).
+
+def _s3_entry_ignore_reason(key: str, prefix: str, size: int) -> str | None:
+    """Why an S3 key below ``prefix`` is not ingested; ``""`` for folder markers (skipped without a word)."""
+    if key.endswith("/"):
+        return "" if size == 0 else f"key ends with '/' (a folder marker holding {size} bytes), names no file"
+    parts = key[len(prefix):].split("/")
+    if any(part in (".", "..") for part in parts):
+        return "key has a '.' or '..' path segment, names no file"
+    if any(part.startswith(".") for part in parts[:-1]):
+        return "in a hidden folder (a path segment starts with '.')"
+    return ignore_reason(parts[-1])
+
+
+def _scan_s3(source: str, s3_client: Any) -> Iterator[ListingEntry]:
+    bucket, prefix = _split_s3(source)
+    if prefix and not prefix.endswith("/"):
+        head = _head_s3(bucket, prefix, s3_client)
+        if head is not None:  # the source is exactly this object
+            yield LandingObject.from_s3_entry(bucket, head, area=source)
+            return
+        prefix += "/"  # otherwise it names a folder, never a neighbouring prefix
+    area = f"s3://{bucket}/{prefix}"
+    for entry in _iter_s3_entries(bucket, prefix, s3_client):
+        key = entry["Key"]
+        reason = _s3_entry_ignore_reason(key, prefix, int(entry.get("Size", 0) or 0))
+        if reason is None:
+            yield LandingObject.from_s3_entry(bucket, entry, area=area)
+        elif reason:
+            name = key.rsplit("/", 1)[-1] or key.rstrip("/").rsplit("/", 1)[-1] + "/"
+            yield IgnoredEntry(uri=f"s3://{bucket}/{key}", name=name, reason=reason)
+
+
+def scan_landing(source: str, *, s3_client: Any = None) -> Iterator[ListingEntry]:
+    """Yield everything found in a landing area: objects, ignored entries, unreadable parts (see module doc).
+
+    Local objects come without a fingerprint (see :func:`with_fingerprint`) but with ``changed_at``. A local
+    folder is walked depth-first in code-point order of the relative paths, one folder listing in memory at a
+    time; S3 keys come in S3's own UTF-8 order, page by page.
     """
     if source.startswith("s3://"):
-        bucket, prefix = _split_s3(source)
-        for entry in _iter_s3_entries(bucket, prefix, s3_client):
-            key = entry["Key"]
-            name = key.rsplit("/", 1)[-1]
-            if key.endswith("/") or is_ignored_name(name):
-                continue
-            yield LandingObject.from_s3_entry(bucket, entry, area=source)
+        yield from _scan_s3(source, s3_client)
         return
-
     root = _local_path(source)
     if root.is_file():
-        yield LandingObject.from_path(root, area=str(root.absolute()))
+        yield LandingObject.from_path(root, area=str(root.absolute()), fingerprint=False)
         return
     if not root.is_dir():
         raise FileNotFoundError(f"landing source {source!r} is neither a file, a folder nor an s3:// URI")
+    yield from _walk(root.absolute())
 
-    for _, path in sorted(_walk_regular_files(str(root))):
-        try:
-            yield LandingObject.from_path(path, area=str(root.absolute()))
-        except FileNotFoundError:  # removed while we were listing
+
+def _special_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _walk_entry(entry: os.DirEntry[str], area: str) -> tuple[str, ListingEntry | None, bool]:
+    """(sort key, what to report, is a folder to descend into)."""
+    path = Path(entry.path)
+    try:
+        if entry.is_symlink():
+            return entry.name, IgnoredEntry(path.as_uri(), entry.name, "symbolic link (not followed)"), False
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name.startswith("."):
+                reason = "hidden folder (name starts with '.'), not searched"
+                return entry.name + "/", IgnoredEntry(path.as_uri(), entry.name + "/", reason), False
+            return entry.name + "/", None, True
+        info = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:  # removed while we were listing
+        return entry.name, None, False
+    except OSError as error:
+        return entry.name, UnreadableEntry(path.as_uri(), entry.name, f"cannot look at it: {error.strerror}"), False
+    if not stat.S_ISREG(info.st_mode):
+        return entry.name, IgnoredEntry(path.as_uri(), entry.name, _special_kind(info.st_mode)), False
+    reason = ignore_reason(entry.name)
+    if reason is not None:
+        return entry.name, IgnoredEntry(path.as_uri(), entry.name, reason), False
+    return entry.name, LandingObject._from_stat(path, info, area=area, fingerprint=False), False
+
+
+def _listing(folder: Path, area: str) -> list[tuple[str, ListingEntry | None, bool]]:
+    """The folder's entries sorted so that the walk yields relative paths in code-point order: a sub-folder
+    sorts as ``name/`` ('a.nc' < 'a/' < 'a0')."""
+    with os.scandir(folder) as listing:
+        return sorted((_walk_entry(entry, area) for entry in listing), key=lambda item: item[0])
+
+
+def _walk(root: Path) -> Iterator[ListingEntry]:
+    stack: list[tuple[Path, Iterator[tuple[str, ListingEntry | None, bool]]]] = []
+    pending: Path | None = root
+    while pending is not None or stack:
+        if pending is not None:
+            try:
+                stack.append((pending, iter(_listing(pending, str(root)))))
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                yield UnreadableEntry(pending.as_uri(), pending.name + "/",
+                                      f"cannot list the folder: {error.strerror}")
+            pending = None
             continue
+        folder, entries = stack[-1]
+        item = next(entries, None)
+        if item is None:
+            stack.pop()
+            continue
+        key, reported, descend = item
+        if reported is not None:
+            yield reported
+        if descend:
+            pending = folder / key[:-1]
 
 
-def _walk_regular_files(root: str) -> Iterator[tuple[str, str]]:
-    """``(relative posix path, path)`` of the regular, non-symlink files below ``root``, skipping dot-folders and
-    ignored names; symlinked folders are not followed and unreadable folders are skipped (like ``os.walk``).
+def list_landing(source: str, *, s3_client: Any = None) -> Iterator[LandingObject]:
+    """Yield the objects waiting in a landing area, with their fingerprints (see :func:`scan_landing`).
 
-    The entry types come from the directory listing itself, so no file is stat-ed here (``from_path`` does it once).
+    Ignored and unreadable entries, and local files that vanish or cannot be read while hashed, are left out.
     """
-    pending = [(root, "")]
-    while pending:
-        folder, relative = pending.pop()
+    for entry in scan_landing(source, s3_client=s3_client):
+        if not isinstance(entry, LandingObject):
+            continue
         try:
-            with os.scandir(folder) as listing:
-                entries = list(listing)
+            yield with_fingerprint(entry)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if not entry.name.startswith("."):
-                        pending.append((entry.path, f"{relative}{entry.name}/"))
-                elif entry.is_file(follow_symlinks=False) and not is_ignored_name(entry.name):
-                    yield f"{relative}{entry.name}", entry.path
-            except OSError:  # removed while we were listing
-                continue
 
 
-def fetch(obj: LandingObject, dest_dir: str | os.PathLike[str], *, s3_client: Any = None) -> Path:
+def fetch(obj: LandingObject, dest_dir: str | os.PathLike[str], *, s3_client: Any = None,
+          name: str | None = None) -> Path:
     """Copy (local) or download (S3) the landing object into ``dest_dir``; return the new file's path.
 
-    The copy appears atomically under the object's name. Raises :class:`LandingObjectChangedError` when the
-    object no longer has the listed fingerprint (replaced or deleted meanwhile).
+    The copy appears atomically under ``name`` (default: the object's name). Raises
+    :class:`LandingObjectChangedError` when the object no longer has the listed fingerprint (replaced, grown or
+    deleted meanwhile: size and modification time are checked again before and after a local copy).
     """
     folder = Path(dest_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / obj.name
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{obj.name}.", suffix=".aodncore-partial")
+    target = folder / (name or obj.name)
+    # the temporary name never embeds the landing name, so a name at the file-name limit still fits
+    fd, partial = tempfile.mkstemp(dir=folder, prefix=".", suffix=".aodncore-partial")
     try:
         with os.fdopen(fd, "wb") as handle:
             if obj.is_s3:
@@ -259,7 +422,8 @@ def _download_s3(obj: LandingObject, handle: Any, s3_client: Any) -> None:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("PreconditionFailed", "412", "NoSuchKey", "404", "NoSuchVersion"):
             raise LandingObjectChangedError(
-                f"{obj.uri}: no longer the listed object (ETag {obj.fingerprint}): {code}") from exc
+                f"{shown(obj.uri)}: no longer the listed object (ETag {obj.fingerprint}): {code}",
+                vanished=code in ("NoSuchKey", "404")) from exc
         raise
     body = response["Body"]
     try:
@@ -276,10 +440,10 @@ def _stat_unchanged(obj: LandingObject) -> bool:
     """
     assert obj.path is not None
     try:
-        stat = os.stat(obj.path)
+        info = os.stat(obj.path)
     except FileNotFoundError:
         return False
-    return stat.st_size == obj.size and datetime.fromtimestamp(stat.st_mtime, tz=UTC) == obj.last_modified
+    return info.st_size == obj.size and datetime.fromtimestamp(info.st_mtime, tz=UTC) == obj.last_modified
 
 
 def _copy_local(obj: LandingObject, handle: Any, copy_path: str) -> None:
@@ -293,7 +457,7 @@ def _copy_local(obj: LandingObject, handle: Any, copy_path: str) -> None:
                     digest.update(chunk)
                 handle.write(chunk)
     except FileNotFoundError as exc:
-        raise LandingObjectChangedError(f"{obj.uri}: the landing file disappeared") from exc
+        raise LandingObjectChangedError(f"{shown(obj.uri)}: the landing file disappeared", vanished=True) from exc
     if unchanged_before and _stat_unchanged(obj):
         return
     if unchanged_before:  # changed while we copied: compare the content we have
@@ -303,7 +467,8 @@ def _copy_local(obj: LandingObject, handle: Any, copy_path: str) -> None:
             while chunk := copied.read(_CHUNK):
                 digest.update(chunk)
     if f"sha256:{digest.hexdigest()}" != obj.fingerprint:
-        raise LandingObjectChangedError(f"{obj.uri}: content changed since it was listed")
+        raise LandingObjectChangedError(f"{shown(obj.uri)}: content changed since it was listed (still being "
+                                        "written?)")
 
 
 def remove_landing(obj: LandingObject, *, s3_client: Any = None) -> bool:
@@ -323,7 +488,7 @@ def remove_landing(obj: LandingObject, *, s3_client: Any = None) -> bool:
         current = str(head.get("ETag", "")).strip('"')
         if current != obj.fingerprint:
             logger.warning("%s was replaced since it was listed (ETag %s -> %s); not removing it",
-                           obj.uri, obj.fingerprint, current)
+                           shown(obj.uri), obj.fingerprint, current)
             return False
         client.delete_object(Bucket=obj.bucket, Key=obj.key)
         return True
@@ -338,7 +503,7 @@ def remove_landing(obj: LandingObject, *, s3_client: Any = None) -> bool:
     except FileNotFoundError:
         return False
     if current != obj.fingerprint:
-        logger.warning("%s changed since it was listed; not removing it", obj.uri)
+        logger.warning("%s changed since it was listed; not removing it", shown(obj.uri))
         return False
     path.unlink(missing_ok=True)
     return True

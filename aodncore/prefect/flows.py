@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Sequence
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -28,11 +30,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from aodncore.ingest import progress
 from aodncore.ingest.configure import build_settings
-from aodncore.ingest.ledger import IngestLedger
-from aodncore.ingest.outcome import FAILED, QUARANTINED, SKIPPED, FileOutcome
+from aodncore.ingest.outcome import FAILED, IGNORED, QUARANTINED, SKIPPED, WAITING, FileOutcome
 from aodncore.ingest.parallel import ProcessIngestPool
-from aodncore.ingest.runner import IngestSettings
-from aodncore.ingest.sources import LandingObject, list_landing
+from aodncore.ingest.plan import TODO, PlanItem, plan_landing, resolve_settle_seconds
+from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folder
+from aodncore.ingest.scratch import run_scratch
+from aodncore.ingest.sources import LandingObject
+from aodncore.limits import LANDING_SETTLE_SECONDS
 from aodncore.prefect.artifacts import create_failure_report, create_outcome_table
 from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
 from aodncore.prefect.logbridge import forward_library_logs
@@ -74,32 +78,13 @@ def _publish_artifacts(outcomes: list[FileOutcome], key: str) -> None:
         create_failure_report(outcome)
 
 
-def _skipped(obj: LandingObject) -> FileOutcome:
-    return FileOutcome(source=obj.uri, name=obj.name, status=SKIPPED, error="already ingested (same content)")
-
-
-def _split_ingested(
-    objects: Sequence[LandingObject], ledger: IngestLedger | None
-) -> tuple[list[LandingObject], list[LandingObject]]:
-    """(already ingested, still to do), in listing order; one ledger look-up per object."""
-    skipped: list[LandingObject] = []
-    todo: list[LandingObject] = []
-    for obj in objects:
-        (skipped if ledger is not None and ledger.already_done(obj) else todo).append(obj)
-    return skipped, todo
-
-
-def _the_one_object(source: str, objects: list[LandingObject]) -> list[LandingObject]:
-    """The landing object ``source`` names exactly; raises before anything is processed otherwise.
-
-    An S3 listing is by prefix: ``s3://b/x.nc`` also lists ``x.nc.gz`` or ``x.nc/``-prefixed keys, which an
-    event for ``x.nc`` must not ingest.
-    """
+def _the_one_item(source: str, items: list[PlanItem]) -> list[PlanItem]:
+    """The landing entry ``source`` names exactly; raises before anything is processed otherwise."""
     if source.startswith("s3://"):
-        objects = [obj for obj in objects if obj.uri == source]
-    if len(objects) != 1:
-        raise ValueError(f"ingest_file expects exactly one landing object, found {len(objects)} at {source!r}")
-    return objects
+        items = [item for item in items if item.uri == source]
+    if len(items) != 1:
+        raise ValueError(f"ingest_file expects exactly one landing object, found {len(items)} at {source!r}")
+    return items
 
 
 def _ingest(
@@ -109,15 +94,21 @@ def _ingest(
     skip_ingested: bool,
     artifact_key: str,
     settings_options: dict[str, Any],
+    settle_seconds: float | None = None,
+    settle_wait: bool = False,
     single: bool = False,
     dask_address: str | None = None,
 ) -> list[dict[str, Any]]:
     settings = build_settings(run_id=_flow_run_id(), **settings_options)
     try:
-        objects = [obj for source in sources for obj in list_landing(source)]
-        if single:
-            objects = _the_one_object(sources[0], objects)
-        outcomes = _process(objects, settings, workers=workers, skip_ingested=skip_ingested, dask_address=dask_address)
+        with run_scratch(settings.work_dir or tempfile.gettempdir()) as scratch:
+            settings = in_run_folder(settings, scratch.path)
+            settle = resolve_settle_seconds(settings.config, settle_seconds, LANDING_SETTLE_SECONDS.default)
+            items = plan_landing(sources, settle_seconds=settle, wait=settle_wait,
+                                 ledger=settings.ledger if skip_ingested else None)
+            if single:
+                items = iter(_the_one_item(sources[0], list(items)))
+            outcomes = _process(items, settings, workers=workers, dask_address=dask_address)
     finally:
         if settings.ledger is not None:
             settings.ledger.close()  # every outcome is recorded by now (in this process)
@@ -130,26 +121,39 @@ def _ingest(
 
 
 def _process(
-    objects: list[LandingObject],
+    items: Iterable[PlanItem],
     settings: IngestSettings,
     *,
     workers: int,
-    skip_ingested: bool,
     dask_address: str | None,
 ) -> list[FileOutcome]:
-    """Skip what was already ingested, process the rest here or on Dask; one outcome per object."""
-    skipped, todo = _split_ingested(objects, settings.ledger if skip_ingested else None)
+    """Act on the plan: skipped content leaves the landing area, the rest is processed here or on Dask."""
+    todo: list[LandingObject] = []
+    outcomes: list[FileOutcome] = []
+    for item in items:
+        if item.status == TODO:
+            assert item.obj is not None
+            todo.append(item.obj)
+        elif item.status == SKIPPED:
+            assert item.obj is not None
+            outcomes.append(dispose_skipped(item.obj, settings))
+        else:
+            outcomes.append(item.outcome())
+    counts = Counter(outcome.status for outcome in outcomes)
     get_run_logger().info(
-        "%d landing object(s) found, %d already ingested, %d to process with %d worker(s)%s (handler %s)",
-        len(objects),
-        len(skipped),
+        "%d landing object(s) found, %d already ingested, %d waiting, %d ignored, %d unreadable, %d to process "
+        "with %d worker(s)%s (handler %s)",
+        len(todo) + len(outcomes),
+        counts[SKIPPED],
+        counts[WAITING],
+        counts[IGNORED],
+        counts[FAILED],
         len(todo),
         workers,
         f" on Dask ({dask_address})" if dask_address else "",
         settings.handler_name,
     )
-    progress.emit("planned", len(objects))
-    outcomes = [_skipped(obj) for obj in skipped]
+    progress.emit("planned", len(todo) + len(outcomes))
     for outcome in outcomes:
         progress.emit("done", outcome)
     if dask_address:
@@ -224,12 +228,21 @@ def ingest_landing(
     delete_landing: bool = True,
     skip_ingested: bool = True,
     dask_address: str | None = None,
+    settle_seconds: float | None = None,
+    settle_wait: bool = False,
 ) -> list[dict[str, Any]]:
     """Ingest every file under a folder or ``s3://bucket/prefix`` (or several), with bounded concurrency.
 
     Each landing object is published, or quarantined in the error store with a reason sidecar, and only then
     removed from the landing area; objects hit by system errors stay for a retry. Objects whose exact content
-    was already ingested are skipped. Returns one outcome dict per landing object.
+    was already ingested are skipped (and removed from the landing area with ``delete_landing``). Returns one
+    outcome dict per landing entry, also for ``waiting`` (local files still being written), ``ignored`` and
+    unreadable ones (see :mod:`aodncore.ingest.plan`).
+
+    ``settle_seconds``: how long a local file must be unchanged before it is taken (default: the config key
+    ``limits.landing_settle_seconds``, else 30 s, :data:`aodncore.limits.LANDING_SETTLE_SECONDS`); with
+    ``settle_wait`` the run waits (at most that long) for files still settling instead of leaving them to the next
+    run.
 
     ``workers`` is the number of files processed in parallel, in as many worker processes (at most 16, or 256
     on an existing Dask cluster). ``dask_address`` runs the batches on Dask: ``"local"`` starts a local cluster
@@ -248,6 +261,8 @@ def ingest_landing(
             skip_ingested=skip_ingested,
             artifact_key="ingest-landing-outcomes",
             settings_options=settings_options,
+            settle_seconds=settle_seconds,
+            settle_wait=settle_wait,
         )
 
 
@@ -264,8 +279,11 @@ def ingest_file(
     handler_params: dict[str, Any] | None = None,
     delete_landing: bool = True,
     skip_ingested: bool = True,
+    settle_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Ingest one landing object (a local path or ``s3://bucket/key``): published or quarantined, never lost."""
+    """Ingest one landing object (a local path or ``s3://bucket/key``): published or quarantined, never lost.
+
+    A local file still being written (see ``ingest_landing``'s ``settle_seconds``) is ``waiting``."""
     settings_options = _settings_options(locals())
     with forward_library_logs("aodncore", logging.INFO):
         outcomes = _ingest(
@@ -275,6 +293,7 @@ def ingest_file(
             artifact_key="ingest-file-outcome",
             single=True,
             settings_options=settings_options,
+            settle_seconds=settle_seconds,
         )
     if len(outcomes) != 1:
         raise ValueError(f"ingest_file expects exactly one landing object, found {len(outcomes)} under {source!r}")

@@ -161,7 +161,7 @@ def extract_gzip(gzip_path: str, dest_dir: str, dest_name: str | None = None, ma
     budget = _Budget(f"gzip file '{gzip_path}'", archive_size, caps, lambda _member: "its content")
 
     with open(gzip_path, "rb") as raw:
-        fd, temp_path = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".part")
+        fd, temp_path = tempfile.mkstemp(dir=dest_dir, prefix=f".{name[:40]}.", suffix=".part")  # fits NAME_MAX
         try:
             with os.fdopen(fd, "wb") as out, gzip.GzipFile(fileobj=raw, mode="rb") as source:
                 budget.copy(name, source, out, archive_size)

@@ -344,7 +344,8 @@ def safe_copy_file(source: str, destination: str, overwrite: bool = False, move:
         raise FileExistsError(f"destination file '{destination}' already exists")
 
     dest_dir = os.path.dirname(os.path.abspath(destination))
-    fd, temp_path = tempfile.mkstemp(dir=dest_dir, prefix=f".{os.path.basename(destination)}.", suffix=".tmp")
+    # at most 40 characters of the name: a name at the file-name limit must still get a temporary sibling
+    fd, temp_path = tempfile.mkstemp(dir=dest_dir, prefix=f".{os.path.basename(destination)[:40]}.", suffix=".tmp")
     try:
         if from_s3:
             os.close(fd)

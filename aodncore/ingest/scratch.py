@@ -1,0 +1,172 @@
+"""Working folders of ingest runs, and the removal of those a killed run left behind.
+
+Every run works in one folder of its own, ``<work dir>/aodncore-run-<time>-<pid>-<random>/``, holding:
+
+* ``owner.lock`` — locked (``flock``, exclusive) by the run's process for as long as it lives; the kernel drops
+  the lock when the process dies, however it dies (SIGKILL, OOM killer, power loss);
+* ``owner.json`` — who made the folder: host name, process id, process start time, creation time;
+* one sub-folder per landing object being processed, and the handlers' own temporary folders.
+
+A run that ends normally removes its folder. At start, every run sweeps the work dir: a run folder whose lock
+can be taken has no live owner and is removed. A folder whose owner is alive is never touched — two concurrent
+runs on one base dir leave each other alone. On the same host the owner marker is checked as well (process
+``pid`` alive with the recorded start time), so even a file system with unreliable locks never loses a live
+run's folder; a folder with no marker at all is left alone (it is not ours).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RUN_PREFIX", "RunScratch", "run_scratch", "sweep_stale_scratch"]
+
+logger = logging.getLogger(__name__)
+
+RUN_PREFIX = "aodncore-run-"
+_LOCK = "owner.lock"
+_MARKER = "owner.json"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, from /proc), or None when unknown/not running."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _process_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by somebody else
+    current = _process_start(pid)
+    return start is None or current is None or current == start
+
+
+@dataclass
+class RunScratch:
+    """The working folder of one run (see the module docstring); ``path`` exists while the run holds it."""
+
+    path: Path
+    _lock_fd: int | None = None
+
+    def object_dir(self) -> str:
+        """A new, empty folder for one landing object (short name: never near the file-name limit)."""
+        folder = self.path / f"o-{uuid.uuid4().hex[:12]}"
+        folder.mkdir()
+        return str(folder)
+
+    def release(self) -> None:
+        """Remove the folder and drop the lock."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _create(root: Path) -> RunScratch:
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = root / f"{RUN_PREFIX}{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    lock_fd = os.open(path / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    marker = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "process_start": _process_start(os.getpid()),
+        "created": time.time(),
+    }
+    (path / _MARKER).write_text(json.dumps(marker))
+    return RunScratch(path, lock_fd)
+
+
+def _owner_alive_here(folder: Path) -> bool:
+    """True when the folder's marker names a live process on this host."""
+    try:
+        marker = json.loads((folder / _MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    if marker.get("host") != socket.gethostname():
+        return False
+    return _process_alive(int(marker.get("pid", -1)), marker.get("process_start"))
+
+
+_UNLOCKED_GRACE_SECONDS = 60.0  # a run folder gets its lock right after it is made; without one after this, dead
+
+
+def _try_take(folder: Path) -> int | None:
+    """An fd holding the folder's lock when nobody else holds it; None when its owner is alive.
+
+    A run folder without a lock file (its run died between making it and locking it) counts as unowned once it
+    is a minute old; the returned fd then locks nothing (-1).
+    """
+    try:
+        fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        try:
+            young = time.time() - folder.stat().st_mtime < _UNLOCKED_GRACE_SECONDS
+        except OSError:
+            return None
+        return None if young else -1
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def sweep_stale_scratch(root: str | os.PathLike[str]) -> list[Path]:
+    """Remove the run folders under ``root`` that no live run owns; return the folders removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(RUN_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        folder = Path(entry.path)
+        fd = _try_take(folder)
+        if fd is None:
+            continue
+        try:
+            if _owner_alive_here(folder):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+            logger.info("removed the working folder %s left by an earlier run that did not finish", folder)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    return removed
+
+
+@contextmanager
+def run_scratch(root: str | os.PathLike[str]) -> Iterator[RunScratch]:
+    """Sweep stale run folders under ``root``, then hold a new run folder for the block."""
+    sweep_stale_scratch(root)
+    scratch = _create(Path(root))
+    try:
+        yield scratch
+    finally:
+        scratch.release()
