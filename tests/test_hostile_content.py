@@ -9,10 +9,13 @@ landing area in any store; no traceback in the logs; the other files of the run 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import logging
 import os
+import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -294,3 +297,217 @@ def test_zip_whose_members_map_to_one_destination_is_quarantined(run):
     assert not (run.base / "published" / expected_key(GOOD)).exists()
     assert outcomes[GOOD2].status == PUBLISHED  # the other file of the run is unaffected
     assert run.published(GOOD2) == (IMOS_DIR / GOOD2).read_bytes()
+
+
+# -- decompression caps hold while streaming (issue 6 item 7) ----------------------------------------------------------
+
+def _deflated_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _gzip_bomb(path: Path, block: int, repeats: int) -> Path:
+    """A gzip file of ``repeats`` concatenated members, each ``block`` zero bytes: tiny, but huge decompressed."""
+    member = gzip.compress(b"\x00" * block, compresslevel=9)
+    path.write_bytes(member * repeats)
+    return path
+
+
+def test_gzip_bomb_is_refused_at_the_ratio_cap(run):
+    bomb = _gzip_bomb(run.landing / "bomb.nc.gz", 16 * 1024 ** 2, 64)  # 1 GiB of zeros in ~1 MB
+    bomb_size = bomb.stat().st_size
+    run.land(GOOD)
+
+    outcomes = run.ingest()
+
+    reason = assert_quarantined(run, outcomes, bomb.name, "gzip file", "compression ratio above the limit of 100:1",
+                                "limits.archive_max_ratio", error_class="InvalidFileFormatError")
+    # refused while streaming: at most one chunk past the cap was decompressed, not the whole gigabyte
+    written = int(re.search(r"(\d+) bytes decompressed from (\d+)", reason["reason"]).group(1))
+    assert written <= 100 * bomb_size + 1024 ** 2
+    assert str(bomb) in reason["reason"]  # names the landing file, not a working copy
+    assert outcomes[GOOD].status == PUBLISHED
+    assert [p.name for p in run.store_files("published")] == [GOOD]
+    assert not list((run.base / "work").rglob("bomb.nc*"))  # no partial output left behind
+
+
+def test_zip_of_many_highly_compressible_members_is_refused_while_extracting(run):
+    # the attack on per-member checks: 200 members of 1 MiB each, every member below the ratio threshold
+    members = {f"m{index:03d}.bin": b"\x00" * 1024 ** 2 for index in range(200)}
+    bomb = _deflated_zip(run.landing / "members.zip", members)
+    assert bomb.stat().st_size < 1024 ** 2
+
+    outcomes = run.ingest()
+
+    assert_quarantined(run, outcomes, "members.zip", "compression ratio", "limits.archive_max_ratio")
+    assert run.store_files("published") == []
+
+
+def test_configured_archive_caps_apply(run):
+    data = {name: (IMOS_DIR / name).read_bytes() for name in (GOOD, GOOD2)}
+    build_zip(run.landing / "two.zip", data)
+    cap = max(len(value) for value in data.values()) + 10
+
+    outcomes = run.ingest(overrides={"limits": {"archive_max_total_bytes": cap}})
+
+    assert_quarantined(run, outcomes, "two.zip", "limits.archive_max_total_bytes")
+    assert run.store_files("published") == []
+
+
+@pytest.mark.parametrize("limit, fragment", [
+    ({"archive_max_member_bytes": "64 KiB"}, "limits.archive_max_member_bytes"),
+    ({"archive_max_members": 1}, "limits.archive_max_members"),
+])
+def test_member_caps_apply_to_zips_and_gzips(run, limit, fragment):
+    big = max([GOOD, GOOD2], key=lambda name: (IMOS_DIR / name).stat().st_size)
+    assert (IMOS_DIR / big).stat().st_size > 64 * 1024
+    build_zip(run.landing / "pair.zip", {GOOD: (IMOS_DIR / GOOD).read_bytes(),
+                                         f"{big}.x": (IMOS_DIR / big).read_bytes()})
+    if "member_bytes" in fragment:
+        (run.landing / f"{big}.gz").write_bytes(gzip.compress((IMOS_DIR / big).read_bytes()))
+
+    outcomes = run.ingest(overrides={"limits": limit})
+
+    assert_quarantined(run, outcomes, "pair.zip", fragment)
+    if "member_bytes" in fragment:
+        assert_quarantined(run, outcomes, f"{big}.gz", fragment)
+    assert run.store_files("published") == []
+
+
+# -- truncated and corrupt NetCDF (issue 6 item 3b) --------------------------------------------------------------------
+
+CLASSIC = next(name for name in GOOD_FILES if (IMOS_DIR / name).read_bytes()[:3] == b"CDF")
+HDF5 = next(name for name in GOOD_FILES if (IMOS_DIR / name).read_bytes()[:4] == b"\x89HDF")
+
+
+@pytest.mark.parametrize("name", [CLASSIC, HDF5], ids=["classic", "netcdf4"])
+@pytest.mark.parametrize("checks", [None, ["cf:1.6"]], ids=["format-check", "cf"])
+def test_truncated_netcdf_is_quarantined(run, name, checks):
+    data = (IMOS_DIR / name).read_bytes()
+    run.land(name, data[: int(len(data) * 0.9)])
+    run.land(GOOD2 if name != GOOD2 else GOOD)
+
+    outcomes = run.ingest(checks=checks)
+
+    reason = assert_quarantined(run, outcomes, name, name, "failed the check step",
+                                error_class="ComplianceCheckFailedError")
+    (failed,) = reason["failed_checks"]
+    assert failed["name"] == name
+    assert any("truncated" in line for line in failed["check_log"]), failed
+    assert not (run.base / "published" / expected_key(name)).exists()
+    assert len(run.store_files("published")) == 1  # the good file
+
+
+def test_netcdf_cut_by_a_paused_writer_that_netcdf_still_opens_is_quarantined(run, tmp_path):
+    import netCDF4
+    import numpy as np
+
+    source = tmp_path / "IMOS_ANMN-NRS_TZ_20200101T000000Z_NRSROT_FV01_paused.nc"
+    with netCDF4.Dataset(source, "w", format="NETCDF3_CLASSIC") as ds:
+        ds.createDimension("TIME", None)
+        var = ds.createVariable("TEMP", "f8", ("TIME",))
+        var[:] = np.arange(20000.0)
+    data = source.read_bytes()
+    partial = run.land(source.name, data[: int(len(data) * 0.4)])
+    with netCDF4.Dataset(partial):  # the netCDF library opens the partial file without complaint
+        pass
+
+    outcomes = run.ingest()
+
+    reason = assert_quarantined(run, outcomes, source.name, error_class="ComplianceCheckFailedError")
+    assert "record 20000 of variable 'TEMP'" in json.dumps(reason["failed_checks"])
+    assert run.store_files("published") == []
+
+
+def test_truncated_netcdf_inside_a_zip_is_quarantined(run):
+    data = (IMOS_DIR / HDF5).read_bytes()
+    build_zip(run.landing / "bundle.zip", {HDF5: data[: len(data) // 2], GOOD2: (IMOS_DIR / GOOD2).read_bytes()})
+
+    outcomes = run.ingest()
+
+    reason = assert_quarantined(run, outcomes, "bundle.zip", HDF5, error_class="ComplianceCheckFailedError")
+    assert [entry["name"] for entry in reason["failed_checks"]] == [HDF5]
+    assert run.store_files("published") == []  # nothing of the zip, not even its good member
+
+
+# -- checks cannot exhaust the machine (issue 6 item 8) ----------------------------------------------------------------
+
+HUGE = "IMOS_ANMN-NRS_TZ_20200101T000000Z_NRSROT_FV01_huge-variable.nc"
+
+
+def _huge_variable_file(path: Path, length: int) -> Path:
+    """A small NetCDF-4 file whose coordinate variable reads as ``length`` doubles (never written: fill values)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.Conventions = "CF-1.6"
+        ds.createDimension("TIME", length)
+        time = ds.createVariable("TIME", "f8", ("TIME",), zlib=True, chunksizes=(1 << 20,))
+        time.units, time.standard_name, time.axis = "days since 1950-01-01", "time", "T"
+        temp = ds.createVariable("TEMP", "f4", ("TIME",), zlib=True, chunksizes=(1 << 20,), fill_value=20.0)
+        temp.standard_name, temp.units = "sea_water_temperature", "degrees_Celsius"
+    return path
+
+
+@pytest.fixture(scope="module")
+def huge_file(tmp_path_factory):
+    """300 million time steps (2.4 GB per variable read) in a few KB: checked uncapped it used > 5 GB."""
+    return _huge_variable_file(tmp_path_factory.mktemp("huge") / HUGE, 300_000_000)
+
+
+def test_checks_past_the_memory_cap_are_quarantined_naming_the_limit(run, huge_file):
+    run.land(HUGE, huge_file.read_bytes())
+    run.land(GOOD)
+
+    outcomes = run.ingest(checks=["cf:1.6"])
+
+    reason = assert_quarantined(run, outcomes, HUGE, HUGE, "exceeded the memory limit of 2 GiB",
+                                "limits.check_memory_bytes", error_class="CheckLimitExceededError")
+    assert reason["failed_checks"][0]["check_log"] == [
+        "compliance checks exceeded the memory limit of 2 GiB (limits.check_memory_bytes)"]
+    assert outcomes[GOOD].status == PUBLISHED
+    assert run.published(GOOD) == (IMOS_DIR / GOOD).read_bytes()
+
+
+def test_checks_past_the_time_cap_are_quarantined_naming_the_limit(run, tmp_path):
+    slow = _huge_variable_file(tmp_path / "slow.nc", 40_000_000)  # fits the memory cap, takes many seconds
+    run.land(HUGE, slow.read_bytes())
+
+    outcomes = run.ingest(checks=["cf:1.6"], overrides={"limits": {"check_timeout_seconds": 1}})
+
+    assert_quarantined(run, outcomes, HUGE, "exceeded the time limit of 1 s", "limits.check_timeout_seconds",
+                       error_class="CheckLimitExceededError")
+    assert run.store_files("published") == []
+
+
+def test_memory_cap_holds_in_the_worker_processes_of_the_pool(run, huge_file):
+    from aodncore.ingest.parallel import ProcessIngestPool
+
+    run.land(HUGE, huge_file.read_bytes())
+    run.land(GOOD)
+    settings = build_settings(base_dir=str(run.base), checks=["cf:1.6"])
+    objects = list(list_landing(str(run.landing)))
+
+    with ProcessIngestPool(settings, workers=2) as pool:
+        outcomes = {obj.name: pool.ingest(obj) for obj in objects}
+
+    assert_quarantined(run, outcomes, HUGE, "limits.check_memory_bytes", error_class="CheckLimitExceededError")
+    assert outcomes[GOOD].status == PUBLISHED
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_memory_cap_holds_in_a_prefect_flow_process_with_threads(run, huge_file):
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from aodncore.prefect.flows import ingest_file
+
+    landed = run.land(HUGE, huge_file.read_bytes())
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        outcome = ingest_file(str(landed), base_dir=str(run.base), checks=["cf:1.6"])
+
+    assert outcome["status"] == QUARANTINED, outcome
+    assert "limits.check_memory_bytes" in outcome["error"]
+    _, reason = run.quarantined(HUGE)
+    assert reason["error_class"] == "CheckLimitExceededError"

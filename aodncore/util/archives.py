@@ -120,7 +120,8 @@ class _Budget:
                     f"(at {self.describe(member)})")
             if written > limits.ratio_threshold_bytes and written > limits.max_ratio * max(compressed, 1):
                 raise self._refuse(member, f"has a compression ratio above the limit of {limits.max_ratio}:1 "
-                                           f"({ARCHIVE_MAX_RATIO.key})")
+                                           f"({ARCHIVE_MAX_RATIO.key}): {written} bytes decompressed from "
+                                           f"{compressed}")
             if self.total > limits.ratio_threshold_bytes and self.total > limits.max_ratio * self.archive_size:
                 raise _invalid_format(
                     f"refusing to extract {self.label}: {self.total} bytes decompressed from "

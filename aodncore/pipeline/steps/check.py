@@ -17,8 +17,10 @@ import tempfile
 import threading
 from typing import Any
 
-from aodncore.pipeline.common import CheckResult, PipelineFileCheckType, validate_checktype
+from aodncore.limits import CheckLimits, check_limits
+from aodncore.pipeline.common import CheckResult, FileType, PipelineFileCheckType, validate_checktype
 from aodncore.pipeline.exceptions import (
+    CheckLimitExceededError,
     ComplianceCheckFailedError,
     InvalidCheckSuiteError,
     InvalidCheckTypeError,
@@ -26,7 +28,9 @@ from aodncore.pipeline.exceptions import (
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, ensure_pipelinefilecollection
 from aodncore.pipeline.log import SYSINFO
 from aodncore.pipeline.steps.basestep import BaseStepRunner
+from aodncore.pipeline.steps.checklimits import LimitedCheckResult, check_in_capped_child
 from aodncore.util.fileops import find_file, is_netcdf_file
+from aodncore.util.ncintegrity import netcdf_integrity_problem
 
 __all__ = [
     "get_check_runner",
@@ -107,7 +111,12 @@ class CheckRunnerAdapter(BaseCheckRunner):
                          os.linesep, pipeline_file.check_log)
         if failed:
             names = [f.name for f in failed]
-            raise ComplianceCheckFailedError(f"the following files failed the check step: {names}")
+            message = f"the following files failed the check step: {names}"
+            limited = [f for f in failed if isinstance(f.check_result, LimitedCheckResult)]
+            if limited:
+                details = "; ".join(f"'{f.name}': {f.check_result.log[0]}" for f in limited)
+                raise CheckLimitExceededError(f"{message} ({details})")
+            raise ComplianceCheckFailedError(message)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -276,12 +285,34 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
         logger = self._get_logger()
         if self.skip_checks:
             logger.info("compliance checks being skipped: %s", self.skip_checks)
+        caps = check_limits(self._config)
         for pipeline_file in ensure_pipelinefilecollection(files):
             logger.debug("checking '%s' with compliance suites %s", pipeline_file.name, self.checks)
-            pipeline_file.check_result = self.check_file(pipeline_file.src_path)
+            pipeline_file.check_result = self.check_file_within_limits(pipeline_file.src_path, caps)
+
+    def check_file_within_limits(self, path: str, caps: CheckLimits | None = None) -> CheckResult:
+        """:meth:`check_file` in a child process under the check memory and time caps (see
+        :mod:`aodncore.pipeline.steps.checklimits`); in this process when both caps are off."""
+        caps = caps if caps is not None else check_limits(self._config)
+        if not caps.enabled:
+            return self.check_file(path)
+        return check_in_capped_child(type(self), self._child_params(), path, caps)
+
+    def _child_params(self) -> dict[str, Any]:
+        """This runner's parameters as plain data, to rebuild it in a capped child process."""
+        return {"checks": list(self.checks), "verbosity": self.verbosity, "criteria": self.criteria,
+                "skip_checks": list(self.skip_checks) if self.skip_checks else self.skip_checks,
+                "output_format": self.output_format, **self._extra_child_params()}
+
+    def _extra_child_params(self) -> dict[str, Any]:
+        """Further parameters a subclass needs in the child (none here)."""
+        return {}
 
     def check_file(self, path: str) -> CheckResult:
         """Run every requested suite on one file and combine the results."""
+        problem = netcdf_integrity_problem(path)
+        if problem is not None:  # a truncated file may still pass metadata-only suites: never check it
+            return CheckResult(False, (f"invalid NetCDF file: {problem}",))
         with NETCDF_LOCK:
             if not is_netcdf_file(path):
                 return CheckResult(False, ("invalid NetCDF file",))
@@ -339,12 +370,19 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
 # ----------------------------------------------------------------------------------------------------------------
 
 class FormatCheckRunner(BaseCheckRunner):
-    """Check that each file's content matches the type its extension claims."""
+    """Check that each file's content matches the type its extension claims.
+
+    NetCDF files must also be complete: a truncated or corrupt file (:func:`netcdf_integrity_problem`) fails.
+    """
 
     def run(self, files: PipelineFile | PipelineFileCollection) -> None:
         for pipeline_file in ensure_pipelinefilecollection(files):
             file_type = pipeline_file.file_type
             # validators may open the file with netCDF4 (NETCDF, and any type sniffed through it)
+            problem = netcdf_integrity_problem(pipeline_file.src_path) if file_type is FileType.NETCDF else None
+            if problem is not None:  # said first: the netCDF library's refusal would not say why
+                pipeline_file.check_result = CheckResult(False, (f"invalid format: {problem}",))
+                continue
             with NETCDF_LOCK:
                 compliant = bool(file_type.validator(pipeline_file.src_path))
             log = () if compliant else (f"invalid format: did not validate as type: {file_type.name}",)

@@ -90,8 +90,9 @@ def get_resolve_runner(input_file: str, output_dir: str, config: Any, logger: An
     if kind in manifest_runners:
         return manifest_runners[kind](input_file, output_dir, config, logger, resolve_params, landing=landing)
     archive_runners = {FileType.ZIP: ZipFileResolveRunner, FileType.GZIP: GzipFileResolveRunner}
-    plain_runner = archive_runners.get(kind, SingleFileResolveRunner)
-    return plain_runner(input_file, output_dir, config, logger)
+    if kind in archive_runners:
+        return archive_runners[kind](input_file, output_dir, config, logger, landing=landing)
+    return SingleFileResolveRunner(input_file, output_dir, config, logger)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -352,19 +353,29 @@ class _ArchiveResolveRunner(BaseResolveRunner):
     #: whether files in sub-directories of the extracted tree are collected
     recursive = False
 
+    def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
+                 landing: LandingContext | None = None) -> None:
+        super().__init__(input_file, output_dir, config, logger)
+        self.landing = landing
+
+    @property
+    def _archive_name(self) -> str:
+        """The archive as the uploader knows it: its landing location when known, else the input path."""
+        return self.landing.location if self.landing is not None else self.input_file
+
     def run(self) -> PipelineFileCollection:
         with _local_copy(self.input_file, self.output_dir) as local_path:
             if not self._is_archive(local_path):
-                raise InvalidFileFormatError(f"input_file must be a valid {self.label} file: '{self.input_file}' "
+                raise InvalidFileFormatError(f"input_file must be a valid {self.label} file: '{self._archive_name}' "
                                              f"is not {self.not_readable}")
             os.makedirs(self.output_dir, exist_ok=True)
             try:
                 self._extract(local_path)
             except InvalidFileFormatError as e:
-                raise _name_archive(e, self.input_file, local_path) from e
+                raise _name_archive(e, self._archive_name, (local_path, self.input_file)) from e
             except self.format_errors as e:
-                raise InvalidFileFormatError(f"{self.kind} '{self.input_file}' could not be {self.failed_action}: "
-                                             f"{type(e).__name__}: {e}") from e
+                raise InvalidFileFormatError(f"{self.kind} '{self._archive_name}' could not be "
+                                             f"{self.failed_action}: {type(e).__name__}: {e}") from e
         self._add_directory_contents(self.output_dir, recursive=self.recursive)
         return self._collection
 
@@ -412,14 +423,15 @@ class ZipFileResolveRunner(_ArchiveResolveRunner):
         extract_zip(local_path, self.output_dir, limits=archive_limits(self._config))
 
 
-def _name_archive(error: InvalidFileFormatError, input_file: str, local_path: str) -> InvalidFileFormatError:
-    """Return an error whose message names the input archive (not a temporary download of it)."""
+def _name_archive(error: InvalidFileFormatError, name: str, local_paths: tuple[str, ...]) -> InvalidFileFormatError:
+    """Return an error whose message names the archive as ``name`` (not a working copy or download of it)."""
     message = str(error)
-    if local_path != input_file and local_path in message:
-        return InvalidFileFormatError(message.replace(local_path, input_file))
-    if input_file in message:
+    for local_path in local_paths:
+        if local_path != name and local_path in message:
+            return InvalidFileFormatError(message.replace(local_path, name))
+    if name in message:
         return error
-    return InvalidFileFormatError(f"archive '{input_file}': {message}")
+    return InvalidFileFormatError(f"archive '{name}': {message}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""Each file's compliance checks run under a memory cap and a timeout, so one crafted file cannot exhaust the machine.
+
+A small NetCDF-4 file can hold a huge compressed variable: checking it once took 4.4 GB. The compliance checks of
+every file therefore run in a child process (:func:`aodncore.util.capped.run_capped`) whose extra address space is
+capped by ``limits.check_memory_bytes`` and whose run time is capped by ``limits.check_timeout_seconds``
+(:mod:`aodncore.limits`). Exceeding a cap fails the file's check with a :class:`LimitedCheckResult` whose log
+names the cap; the check step then raises :class:`~aodncore.pipeline.exceptions.CheckLimitExceededError`, a data
+error (the file is quarantined). A child that dies (e.g. a crash inside the netCDF library) also fails the check.
+
+Both drivers use this: ``HandlerBase.run()`` and the Prefect flows' worker processes call the same check step.
+Before forking, the forking process warms compliance-checker up (:func:`warm_up_compliance_checks`, the fast path's
+``warm_up`` when present), so each child starts with the suites loaded and the standard-name table parsed; the
+fork itself costs a few milliseconds against the 100-400 ms of checking a file. Format-only checks never come here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from aodncore.limits import CHECK_MEMORY_BYTES, CHECK_TIMEOUT_SECONDS, CheckLimits, format_size
+from aodncore.pipeline.common import CheckResult
+from aodncore.util.capped import run_capped
+
+__all__ = ["LimitedCheckResult", "check_in_capped_child", "warm_up_compliance_checks"]
+
+
+class LimitedCheckResult(CheckResult):
+    """A failed check: the file's checks hit a cap; ``limit`` is the cap's configuration key."""
+
+    __slots__ = ("_limit",)
+
+    def __init__(self, log: Sequence[str], limit: str) -> None:
+        super().__init__(False, log, True)
+        self._limit = limit
+
+    @property
+    def limit(self) -> str:
+        return self._limit
+
+
+_warmed: set[tuple[str, ...]] = set()
+
+
+def warm_up_compliance_checks(checks: tuple[str, ...]) -> None:
+    """Load compliance-checker and prepare ``checks`` in this process, once, so that forked children start warm."""
+    key = tuple(checks)
+    if key in _warmed:
+        return
+    from aodncore.pipeline.steps import check
+
+    check._compliance_checker()
+    try:
+        from aodncore.checks import ccfast
+    except ImportError:
+        ccfast = None
+    if ccfast is not None and hasattr(ccfast, "warm_up"):
+        ccfast.warm_up(key)
+    else:  # build each suite's checker once: it parses (and the check step caches) the CF standard-name table
+        suites = check._loaded["suite"].checkers
+        for name in key:
+            if name in suites:
+                try:
+                    suites[name]()
+                except Exception:  # noqa: BLE001 - warming is best effort; the real run reports its own errors
+                    pass
+    _warmed.add(key)
+
+
+def _check_in_child(runner_class: type, params: dict[str, Any], path: str) -> tuple[Any, Any, bool, bool]:
+    """In the capped child: rebuild the runner and check one file.
+
+    The last item says whether an allocation failed: compliance-checker catches exceptions inside each check and
+    reports them as check errors (the check step logs them as ``<check>: MemoryError: ...``), so a check that ran
+    into the memory cap shows up in the log, not as an exception.
+    """
+    result = runner_class(None, None, params).check_file(path)
+    out_of_memory = any("MemoryError" in str(line) for line in result.log) if result.errors else False
+    return result.compliant, result.log, result.errors, out_of_memory
+
+
+def check_in_capped_child(runner_class: type, params: dict[str, Any], path: str, caps: CheckLimits) -> CheckResult:
+    """Run ``runner_class(None, None, params).check_file(path)`` in a capped child and translate what happened."""
+    outcome = run_capped(
+        _check_in_child, runner_class, params, path,
+        memory_bytes=caps.memory_bytes, timeout_seconds=caps.timeout_seconds,
+        prepare=functools.partial(warm_up_compliance_checks, tuple(params.get("checks") or ())),
+    )
+    if outcome.status == "ok":
+        compliant, log, errors, out_of_memory = outcome.value
+        if not (out_of_memory and caps.memory_bytes):
+            return CheckResult(compliant, log, errors)
+    if outcome.status in ("ok", "memory"):
+        return LimitedCheckResult(
+            [f"compliance checks exceeded the memory limit of {format_size(caps.memory_bytes)} "
+             f"({CHECK_MEMORY_BYTES.key})"], CHECK_MEMORY_BYTES.key)
+    if outcome.status == "time":
+        return LimitedCheckResult(
+            [f"compliance checks exceeded the time limit of {caps.timeout_seconds} s ({CHECK_TIMEOUT_SECONDS.key})"],
+            CHECK_TIMEOUT_SECONDS.key)
+    if outcome.status == "crashed":
+        return CheckResult(False, [f"compliance checks crashed the checking process ({outcome.value}): the file "
+                                   f"is probably corrupt"], True)
+    raise outcome.value  # the check step itself failed (not the file): a system error, as without the child

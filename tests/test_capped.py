@@ -1,0 +1,132 @@
+"""``aodncore.util.capped``: a function run in a child process under a memory cap and a timeout.
+
+Both ways of making the child are exercised: a fork of this (single-threaded) process, and — when the calling
+process has other threads — the fork host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from aodncore.util import capped
+from aodncore.util.capped import run_capped
+
+MiB = 1024 ** 2
+_prepared: list[int] = []
+
+
+def allocate(count: int) -> int:
+    return int(np.ones(count, dtype=np.uint8).sum())
+
+
+def sleep_then(seconds: float, value: str) -> str:
+    time.sleep(seconds)
+    return value
+
+
+def fail() -> None:
+    raise ValueError("the function itself failed")
+
+
+def crash() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def chatter() -> str:
+    print("printed by the child")
+    os.write(2, b"written to stderr by the child\n")
+    return "quiet"
+
+
+def prepare() -> None:
+    _prepared.append(os.getpid())
+
+
+def prepared_in() -> list[int]:
+    return list(_prepared)
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+@pytest.fixture(params=["fork", "host"])
+def mode(request):
+    """``fork``: this process has one thread; ``host``: a second thread makes run_capped use the fork host."""
+    if request.param == "fork":
+        if threading.active_count() != 1:
+            pytest.skip("another thread is running in this test process")
+        yield request.param
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    yield request.param
+    stop.set()
+    thread.join()
+
+
+def test_result_comes_back(mode):
+    assert run_capped(allocate, 1000, memory_bytes=256 * MiB, timeout_seconds=30).value == 1000
+    child = run_capped(pid)
+    assert child.ok and child.value != os.getpid()
+
+
+def test_memory_cap(mode):
+    result = run_capped(allocate, 2048 * MiB, memory_bytes=256 * MiB)
+    assert result.status == "memory"
+    # without the cap the same call succeeds
+    assert run_capped(allocate, 64 * MiB).ok
+
+
+def test_timeout(mode):
+    started = time.monotonic()
+    result = run_capped(sleep_then, 60, "late", timeout_seconds=0.5)
+    assert result.status == "time"
+    assert time.monotonic() - started < 30  # killed, not waited for
+    assert run_capped(sleep_then, 0, "in time", timeout_seconds=30).value == "in time"
+
+
+def test_exceptions_and_crashes(mode):
+    error = run_capped(fail)
+    assert error.status == "error" and isinstance(error.value, ValueError)
+    crashed = run_capped(crash)
+    assert (crashed.status, crashed.value) == ("crashed", "SIGSEGV")
+
+
+def test_child_output_never_reaches_the_console(mode, capfd):
+    assert run_capped(chatter).value == "quiet"
+    out, err = capfd.readouterr()
+    assert "child" not in out and "child" not in err
+
+
+def test_prepare_runs_in_the_forking_process_before_the_fork(mode):
+    _prepared.clear()
+    seen_by_child = run_capped(prepared_in, prepare=prepare).value
+    assert len(seen_by_child) == 1  # the child inherited the prepared state
+    if mode == "fork":
+        assert seen_by_child == [os.getpid()] and _prepared == [os.getpid()]
+    else:
+        assert seen_by_child != [os.getpid()] and _prepared == []  # prepared in the fork host
+
+
+def test_fork_host_restarts_after_dying():
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        assert run_capped(pid).ok
+        host = capped._host._process
+        host.kill()
+        host.wait()
+        assert run_capped(allocate, 10).value == 10
+        assert capped._host._process.pid != host.pid
+    finally:
+        stop.set()
+        thread.join()
