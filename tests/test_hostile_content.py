@@ -511,3 +511,39 @@ def test_memory_cap_holds_in_a_prefect_flow_process_with_threads(run, huge_file)
     assert "limits.check_memory_bytes" in outcome["error"]
     _, reason = run.quarantined(HUGE)
     assert reason["error_class"] == "CheckLimitExceededError"
+
+
+# -- the archive keeps every version (issue 6 item 9) ------------------------------------------------------------------
+
+def _new_version(path: Path, text: str) -> bytes:
+    import netCDF4
+
+    with netCDF4.Dataset(path, "a") as ds:
+        ds.comment = text
+    return path.read_bytes()
+
+
+def test_relanding_a_new_version_keeps_the_old_one_in_the_archive(run, tmp_path):
+    version1 = (IMOS_DIR / GOOD).read_bytes()
+    run.land(GOOD)
+    assert run.ingest()[GOOD].status == PUBLISHED
+    archived = run.base / "archive" / "ImosGenericHandler" / GOOD
+
+    work = tmp_path / GOOD
+    work.write_bytes(version1)
+    version2 = _new_version(work, "reprocessed")
+    run.land(GOOD, version2)
+    outcomes = run.ingest()
+
+    assert outcomes[GOOD].status == PUBLISHED, outcomes[GOOD].error
+    assert run.published(GOOD) == version2  # the public copy is the new version
+    assert archived.read_bytes() == version2  # the archive path handlers see is unchanged...
+    stem, extension = os.path.splitext(GOOD)
+    (kept,) = [p for p in archived.parent.iterdir() if p.name != GOOD]
+    assert kept.name.startswith(f"{stem}.v") and kept.name.endswith(extension)
+    assert kept.read_bytes() == version1  # ...and version 1 is still there
+
+    # the same content archived again adds nothing
+    run.land(GOOD, version2)
+    run.ingest()  # already ingested: skipped, so nothing archived
+    assert len(list(archived.parent.iterdir())) == 2

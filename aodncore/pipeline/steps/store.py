@@ -6,6 +6,7 @@ from typing import Any
 
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, ensure_pipelinefilecollection
 from aodncore.pipeline.log import SYSINFO
+from aodncore.pipeline.steps.archiveversions import preserve_previous_versions
 from aodncore.pipeline.steps.basestep import BaseStepRunner
 from aodncore.pipeline.storage import BaseStorageBroker, get_storage_broker
 
@@ -19,7 +20,8 @@ def get_store_runner(store_base_url: str, config: Any, logger: Any, archive_mode
 
 class StoreRunner(BaseStepRunner):
     """Store files with a broker, either in the publish store (``dest_path``) or, in archive mode, in the archive
-    (``archive_path``)."""
+    (``archive_path``). In archive mode a different object already at an archive path is kept under a versioned
+    name first (:mod:`aodncore.pipeline.steps.archiveversions`): the archive keeps every version."""
 
     def __init__(self, broker: BaseStorageBroker, config: Any, logger: Any, archive_mode: bool = False) -> None:
         super().__init__(config, logger)
@@ -52,6 +54,8 @@ class StoreRunner(BaseStepRunner):
 
         additions = files.filter_by_bool_attribute(self.pending_addition_attr)
         if additions:
+            if self.archive_mode:  # the archive keeps every version (see archiveversions)
+                preserve_previous_versions(self.broker, additions, self.dest_path_attr, logger)
             logger.log(SYSINFO, "%s: storing %d file(s) with %r", type(self).__name__, len(additions), self.broker)
             self.broker.upload(additions, is_stored_attr=self.is_stored_attr, dest_path_attr=self.dest_path_attr)
 

@@ -1,0 +1,92 @@
+"""The archive keeps every version: a different object already at an archive path is kept under a versioned name.
+
+Re-landing a new version of a published file replaces the public copy (as it should) but must not replace the
+archived original: the archive is where every version ever received stays. So before the archive step writes a
+file to ``<archive>/<archive_path>``, an existing object there with *different* content is first copied to::
+
+    <folder>/<stem>.v<UTC time it was replaced>-<first 12 hex digits of its SHA-256><extension>
+
+e.g. ``ANMN/IMOS_x_FV01.nc`` is kept as ``ANMN/IMOS_x_FV01.v20251201T093000Z-3fa9c1e2b7d4.nc`` (it opens with the
+usual tools; the versions of a file are the names starting with its stem and ``.v``, newest last in name order).
+Archiving identical content again keeps nothing extra. An S3 archive bucket with versioning enabled keeps versions
+itself (``aws s3api list-object-versions``), so nothing is copied there. The ``archive_path`` values handlers see
+are unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, RemotePipelineFile
+from aodncore.util.fileops import get_file_checksum
+
+__all__ = ["preserve_previous_versions", "versioned_path"]
+
+_bucket_versioning: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def versioned_path(path: str, fingerprint: str, replaced_at: datetime | None = None) -> str:
+    """The name an archived ``path`` is kept under once replaced (see the module docstring)."""
+    moment = (replaced_at or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder, name = posixpath.split(path)
+    stem, extension = os.path.splitext(name)
+    if not stem:  # a dotfile: the whole name is the stem
+        stem, extension = name, ""
+    return posixpath.join(folder, f"{stem}.v{moment}-{fingerprint[:12]}{extension}")
+
+
+def _keeps_versions_itself(broker: Any) -> bool:
+    """True for an S3 broker whose bucket has versioning enabled (asked once per broker)."""
+    client, bucket = getattr(broker, "s3_client", None), getattr(broker, "bucket", None)
+    if client is None or bucket is None:
+        return False
+    try:
+        return _bucket_versioning[broker]
+    except KeyError:
+        pass
+    try:
+        status = client.get_bucket_versioning(Bucket=bucket).get("Status")
+    except Exception:  # noqa: BLE001 - not allowed to ask: keep our own copies
+        status = None
+    _bucket_versioning[broker] = status == "Enabled"
+    return _bucket_versioning[broker]
+
+
+def preserve_previous_versions(broker: Any, files: PipelineFileCollection, dest_path_attr: str = "archive_path",
+                               logger: Any = None, now: Callable[[], datetime] | None = None) -> list[str]:
+    """Keep the current object at each file's ``dest_path_attr`` under a versioned name if its content differs.
+
+    Returns the versioned paths written. Storage errors propagate (as ``StorageBrokerError``): the new version is
+    never written over an old one that could not be kept.
+    """
+    if not files or _keeps_versions_itself(broker):
+        return []
+    kept = []
+    with tempfile.TemporaryDirectory(prefix="aodncore-archive-version-") as scratch:
+        for pipeline_file in files:
+            path = getattr(pipeline_file, dest_path_attr)
+            if not path or not broker._get_is_overwrite(pipeline_file, broker._get_absolute_dest_path(
+                    pipeline_file, dest_path_attr)):
+                continue
+            previous = RemotePipelineFile(path)
+            broker.download(previous, scratch)
+            if not previous.local_path or not os.path.isfile(previous.local_path):
+                continue  # a broker that stores nothing (testlib's NullStorageBroker)
+            old_fingerprint = get_file_checksum(previous.local_path)
+            if old_fingerprint == get_file_checksum(pipeline_file.src_path):
+                os.remove(previous.local_path)
+                continue  # the same content again: nothing to keep
+            version = versioned_path(path, old_fingerprint, now() if now else None)
+            copy = PipelineFile(previous.local_path, dest_path=version)
+            broker.upload(PipelineFileCollection([copy], validate_unique=False))
+            os.remove(previous.local_path)
+            kept.append(version)
+            if logger is not None:
+                logger.info("the archive already held a different '%s': kept it as '%s'", path, version)
+    return kept
