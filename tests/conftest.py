@@ -98,3 +98,13 @@ def postgres_db(postgres_server):
     database = postgres_server.create_database()
     yield database
     postgres_server.drop_database(database.dbname)
+
+
+@pytest.fixture
+def checks_in_process(monkeypatch):
+    """Run compliance checks in the test process instead of a capped child: for tests that change checkers at run
+    time (monkeypatched methods, suites registered by hand), which a child started by the fork host cannot see."""
+    from aodncore.limits import CheckLimits
+    from aodncore.pipeline.steps import check
+
+    monkeypatch.setattr(check, "check_limits", lambda config=None: CheckLimits(memory_bytes=0, timeout_seconds=0))

@@ -57,11 +57,11 @@ def pid() -> int:
 
 
 @pytest.fixture(params=["fork", "host"])
-def mode(request):
-    """``fork``: this process has one thread; ``host``: a second thread makes run_capped use the fork host."""
+def mode(request, monkeypatch):
+    """``fork``: this process forks the child itself (other test threads, e.g. a session's S3 server, only wait
+    on sockets); ``host``: a second thread makes run_capped use the fork host."""
     if request.param == "fork":
-        if threading.active_count() != 1:
-            pytest.skip("another thread is running in this test process")
+        monkeypatch.setattr(capped, "_single_threaded", lambda: True)
         yield request.param
         return
     stop = threading.Event()
@@ -130,3 +130,14 @@ def test_fork_host_restarts_after_dying():
     finally:
         stop.set()
         thread.join()
+
+
+def environment_value() -> str | None:
+    return os.environ.get("AODNCORE_TEST_CAPPED_ENV")
+
+
+def test_the_callers_current_environment_reaches_the_child(mode, monkeypatch):
+    monkeypatch.setenv("AODNCORE_TEST_CAPPED_ENV", "first")
+    assert run_capped(environment_value).value == "first"
+    monkeypatch.setenv("AODNCORE_TEST_CAPPED_ENV", "second")  # changed after the fork host started
+    assert run_capped(environment_value).value == "second"

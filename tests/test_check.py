@@ -234,7 +234,7 @@ class BrokenSetupCheck(BaseNCCheck):
 
 
 @pytest.fixture
-def test_suites(monkeypatch):
+def test_suites(monkeypatch, checks_in_process):
     ComplianceCheckerCheckRunner(None, None, CF)  # make sure the real suites are loaded first
     monkeypatch.setitem(CheckSuite.checkers, "aodncore_test_raising:1.0", RaisingCheck)
     monkeypatch.setitem(CheckSuite.checkers, "aodncore_test_broken:1.0", BrokenSetupCheck)

@@ -96,7 +96,7 @@ def test_non_netcdf_file_is_non_compliant_without_traceback(imos_file, caplog):
     assert "Traceback" not in caplog.text
 
 
-def test_check_that_raises_is_non_compliant_with_errors(tmp_path, monkeypatch):
+def test_check_that_raises_is_non_compliant_with_errors(tmp_path, monkeypatch, checks_in_process):
     def explode(self, ds):
         raise RuntimeError("boom from a broken check")
 

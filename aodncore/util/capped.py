@@ -11,7 +11,8 @@ How the child is made
       other threads may hold. Instead a *fork host* is started once per process (``python -m aodncore.util.capped``:
       single-threaded, it imports and warms up what the calls need) and each call is sent to it over a pipe; the
       host forks the capped child from itself. Functions and arguments travel pickled, so they must be importable
-      module-level objects.
+      module-level objects; the caller's current environment variables travel with each call. What the caller
+      changed in its own memory (a monkeypatched function, a class registered at run time) is not seen there.
 
 ``prepare`` (e.g. a warm-up function) runs in the process that forks, before forking, so children start warm.
 The result is :class:`CappedResult`; the caller decides what a limit or a crash means for its data.
@@ -198,7 +199,10 @@ def _host_main() -> None:  # pragma: no cover - runs in the fork host process (e
         except EOFError:
             return
         try:
-            function, args, memory_bytes, timeout_seconds, prepare = pickle.loads(request)
+            function, args, memory_bytes, timeout_seconds, prepare, environ = pickle.loads(request)
+            if environ != dict(os.environ):  # the caller's environment now (switches, credentials, data dirs)
+                os.environ.clear()
+                os.environ.update(environ)
             if prepare is not None:
                 prepare()
             result = _fork_and_wait(function, args, memory_bytes, timeout_seconds)
@@ -234,7 +238,7 @@ class _ForkHost:
 
     def call(self, function: Callable[..., Any], args: tuple, memory_bytes: int, timeout_seconds: float,
              prepare: Callable[[], Any] | None) -> CappedResult:
-        request = pickle.dumps((function, args, memory_bytes, timeout_seconds, prepare))
+        request = pickle.dumps((function, args, memory_bytes, timeout_seconds, prepare, dict(os.environ)))
         with self._lock:
             for attempt in (1, 2):
                 if self._process is None or self._process.poll() is not None:
@@ -280,6 +284,11 @@ def _reset_in_child() -> None:
 os.register_at_fork(after_in_child=_reset_in_child)
 
 
+def _single_threaded() -> bool:
+    """Whether this process may fork the capped child itself (no other Python thread could hold a lock)."""
+    return threading.active_count() == 1
+
+
 def run_capped(function: Callable[..., Any], *args: Any, memory_bytes: int = 0, timeout_seconds: float = 0,
                prepare: Callable[[], Any] | None = None) -> CappedResult:
     """Run ``function(*args)`` in a child process with at most ``memory_bytes`` more address space and
@@ -288,7 +297,7 @@ def run_capped(function: Callable[..., Any], *args: Any, memory_bytes: int = 0, 
     ``prepare`` runs before forking, in the forking process. From a process with several threads, the call goes
     through the fork host, so ``function``, ``args`` and ``prepare`` must be picklable.
     """
-    if threading.active_count() == 1:
+    if _single_threaded():
         if prepare is not None:
             prepare()
         return _fork_and_wait(function, args, memory_bytes, timeout_seconds)
