@@ -505,7 +505,7 @@ def test_memory_cap_holds_in_a_prefect_flow_process_with_threads(run, huge_file)
 
     landed = run.land(HUGE, huge_file.read_bytes())
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        outcome = ingest_file(str(landed), base_dir=str(run.base), checks=["cf:1.6"])
+        outcome = ingest_file(str(landed), base_dir=str(run.base), checks=["cf:1.6"], settle_seconds=0)
 
     assert outcome["status"] == QUARANTINED, outcome
     assert "limits.check_memory_bytes" in outcome["error"]
