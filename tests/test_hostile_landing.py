@@ -18,11 +18,14 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ingest_helpers import BAD_NC, BAD_PROFILE, GOOD_FILES, IMOS_DIR, expected_key
+from ingest_helpers import BAD_NC, BAD_PROFILE, GOOD_FILES, IMOS_DIR, expected_key, hostile_zip
 
 from aodncore.ingest.quarantine import REASON_SUFFIX
 
@@ -444,3 +447,416 @@ def test_keep_landing_keeps_already_ingested_content(prefect_harness, tmp_path):
     assert again.code == 0 and again.out.strip().splitlines()[-1] == "1 skipped"
     assert "kept in the landing area" in again.line(GOOD[0])
     assert (landing / GOOD[0]).read_bytes() == _data(GOOD[0])
+
+
+# -- real processes ---------------------------------------------------------------------------------------------------
+
+def _harness_api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value())
+
+
+def cli_process_command(home: Path, *argv: str, unprivileged: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of :func:`run_cli_process` (the session's Prefect server, no new one)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "AWS_"))}
+    env.update(PREFECT_HOME=str(home / "prefect-home"), HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_API_URL=_harness_api_url())
+    command = [sys.executable, "-m", "aodncore.cli", *argv]
+    if unprivileged and os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+    return command, env
+
+
+def run_cli_process(home: Path, *argv: str, unprivileged: bool = False, timeout: float = 300,
+                    **popen: object) -> subprocess.CompletedProcess:
+    """``aodncore <argv>`` in a process of its own, against the session's Prefect server (``prefect_harness``).
+
+    ``unprivileged``: when the tests run as root, the process runs without the capabilities that let root ignore
+    file permissions (``CAP_DAC_OVERRIDE``, ``CAP_DAC_READ_SEARCH``) — permission checks then apply to it as to any
+    other user, while it can still run the installed interpreter (which may live under root's home).
+    """
+    command, env = cli_process_command(home, *argv, unprivileged=unprivileged)
+    return subprocess.run(command, env=env, capture_output=True, text=True, errors="surrogateescape",
+                          timeout=timeout, cwd=home, **popen)
+
+
+# -- half-written files: the settle time ------------------------------------------------------------------------------
+
+class _SlowWriter:
+    """Writes a real IMOS file into the landing area a slice at a time, like an upload that pauses and resumes."""
+
+    def __init__(self, path: Path, source: str, pause: float = 0.2, slices: int = 200) -> None:
+        import threading
+
+        self.path, self.data, self.pause, self.slices = path, _data(source), pause, slices
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._write, daemon=True)
+
+    def _write(self) -> None:
+        step = max(1, len(self.data) // self.slices)
+        with open(self.path, "wb") as handle:
+            for start in range(0, len(self.data), step):
+                handle.write(self.data[start:start + step])
+                handle.flush()
+                if not self.stop.is_set():
+                    time.sleep(self.pause)
+
+    def __enter__(self) -> _SlowWriter:
+        self.thread.start()
+        while not self.path.exists():
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()  # write the rest at once
+        self.thread.join()
+
+
+def test_a_file_still_being_written_is_waiting_left_alone_and_taken_once_complete(prefect_harness, tmp_path):
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    _land(landing, GOOD[0])
+    with _SlowWriter(landing / f"{XBT}.nc", f"{XBT}.nc"):
+        run = run_cli("ingest", str(landing), "--base-dir", str(base), "--settle", "1.5")
+        partial_size = (landing / f"{XBT}.nc").stat().st_size
+
+    assert run.code == 0  # waiting needs nobody's attention
+    assert run.out.strip().splitlines()[-1] == "1 published, 1 waiting (still being written; a later run takes them)"
+    line = run.line(f"{XBT}.nc")
+    assert line.startswith("waiting ") and "changed again within the settle time of 1.5 s" in line
+    assert partial_size < len(_data(f"{XBT}.nc"))
+    assert not (base / "published" / "IMOS" / "SOOP").exists()  # nothing of the partial file published
+    assert (landing / f"{XBT}.nc").read_bytes() == _data(f"{XBT}.nc")  # left in place, complete now
+
+    again = run_cli("ingest", str(landing), "--base-dir", str(base), "--settle", "0")
+    assert again.out.strip().splitlines()[-1] == "1 published"
+    assert (base / "published" / expected_key(f"{XBT}.nc")).read_bytes() == _data(f"{XBT}.nc")
+
+
+def test_a_writer_resuming_between_listing_and_fetch_leaves_the_file_waiting(prefect_harness, tmp_path):
+    from aodncore.ingest import progress
+
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    data = _data(GOOD[0])
+    (landing).mkdir()
+    (landing / GOOD[0]).write_bytes(data[: len(data) // 2])
+
+    def resume_writing(event: str, payload: object) -> None:  # the plan is made: now the writer resumes
+        if event == "planned":
+            with open(landing / GOOD[0], "ab") as handle:
+                handle.write(data[len(data) // 2:])
+
+    progress.add_listener(resume_writing)
+    try:
+        run = run_cli("ingest", str(landing), "--base-dir", str(base), "--settle", "0")
+    finally:
+        progress.remove_listener(resume_writing)
+
+    assert run.code == 0
+    line = run.line(GOOD[0])
+    assert line.startswith("waiting ") and "content changed since it was listed" in line
+    assert _tree(base / "published") == {} and _tree(base / "error") == {}
+    assert (landing / GOOD[0]).read_bytes() == data
+
+
+def test_scheduled_and_served_scans_hold_back_fresh_files_for_tens_of_seconds(prefect_harness, tmp_path):
+    from aodncore.limits import LANDING_SETTLE_SECONDS
+    from aodncore.prefect.deployments import build_deployments
+    from aodncore.prefect.flows import ingest_landing
+
+    assert LANDING_SETTLE_SECONDS.default >= 10
+    landing = tmp_path / "landing"
+    _land(landing, GOOD[0])
+
+    outcomes = ingest_landing(str(landing), base_dir=str(tmp_path / "base"))  # the deployments' defaults
+
+    assert [(o["status"], o["name"]) for o in outcomes] == [("waiting", GOOD[0])]
+    assert "settle time of 30 s" in outcomes[0]["note"]
+    assert (landing / GOOD[0]).exists()
+    landing_deployment, _ = build_deployments([str(landing)], interval=60)
+    assert "settle_seconds" not in landing_deployment.parameters  # so the flow's safe default applies
+
+
+# -- dry run --------------------------------------------------------------------------------------------------------
+
+def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
+    found = {}
+    for root in roots:
+        for path in [root, *root.rglob("*")] if root.exists() else []:
+            info = path.lstat()
+            found[str(path)] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def test_dry_run_lists_every_entry_with_its_fate_and_changes_nothing(prefect_harness, tmp_path):
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    _land(landing, GOOD[0])
+    run_cli("ingest", str(landing), "--base-dir", str(base), "--settle", "0", "--keep-landing")
+    _land(landing / "new", GOOD[1])
+    (landing / ".partial.nc").write_bytes(b"x")
+    time.sleep(max(0.0, 2.0 - (time.time() - (landing / "new" / GOOD[1]).stat().st_ctime)))
+    _land(landing, f"{XBT}.nc")  # fresh: still settling
+    before = _snapshot(landing, base)
+
+    run = run_cli("ingest", str(landing), "--base-dir", str(base), "--settle", "2", "--dry-run")
+
+    assert run.code == 0
+    assert run.line(GOOD[0]).startswith("skipped ") and "already ingested" in run.line(GOOD[0])
+    assert run.line(GOOD[1]).startswith("would ingest ")
+    assert run.line(f"{XBT}.nc").startswith("waiting ") and "settle time of 2 s" in run.line(f"{XBT}.nc")
+    assert run.line(".partial.nc").startswith("ignored ") and "hidden file" in run.line(".partial.nc")
+    assert run.out.strip().splitlines()[-1] == ("dry run (settle time 2 s), nothing changed: 1 to ingest, 1 skipped, "
+                                               "1 waiting (still being written; a later run takes them), 1 ignored")
+    assert _snapshot(landing, base) == before
+
+
+def test_dry_run_on_a_new_base_dir_creates_nothing_and_reads_the_configured_settle_time(tmp_path):
+    from aodncore.pipeline.defaultconfig import default_pipeline_config
+
+    landing = tmp_path / "landing"
+    _land(landing, GOOD[0])
+    pipeline_config = default_pipeline_config(tmp_path / "data")
+    pipeline_config["limits"] = {"landing_settle_seconds": 0}
+    config = tmp_path / "pipeline.conf"
+    config.write_text(json.dumps(pipeline_config))
+
+    run = run_cli("ingest", str(landing), "--config", str(config), "--dry-run")
+
+    assert run.line(GOOD[0]).startswith("would ingest ")
+    assert run.out.strip().splitlines()[-1] == "dry run (settle time 0 s), nothing changed: 1 to ingest"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landing", "pipeline.conf"]  # no stores, no record
+
+
+# -- scratch folders of killed runs -----------------------------------------------------------------------------------
+
+_HOLD_RUN_FOLDER = """
+import sys, time
+from aodncore.ingest.scratch import run_scratch
+with run_scratch(sys.argv[1]) as scratch:
+    (scratch.path / "o-inflight").mkdir()
+    print(scratch.path, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_the_next_run_removes_scratch_of_killed_runs_and_never_a_live_runs(prefect_harness, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from aodncore.ingest.scratch import sweep_stale_scratch
+
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    work = base / "work" / "tmp"
+    work.mkdir(parents=True)
+    _land(landing, GOOD[0])
+    # a run killed earlier on this host: marker with a process that is gone, lock free
+    dead = work / "aodncore-run-20200101T000000-999999-deadbeef"
+    (dead / "o-123" / "landing").mkdir(parents=True)
+    (dead / "o-123" / "landing" / GOOD[1]).write_bytes(_data(GOOD[1]))
+    (dead / "owner.lock").touch()
+    (dead / "owner.json").write_text(json.dumps({"host": os.uname().nodename, "pid": 2 ** 22 + 1,
+                                                 "process_start": "1", "created": 0}))
+    unrelated = work / "somebody-elses-folder"
+    unrelated.mkdir()
+    # a live run on the same base dir (another process holding its run folder)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_RUN_FOLDER, str(work)], stdout=subprocess.PIPE, text=True)
+    try:
+        live = Path(holder.stdout.readline().strip())
+        assert live.is_dir()
+
+        run = run_cli("ingest", str(landing), "--base-dir", str(base), "--settle", "0")
+
+        assert run.code == 0
+        assert not dead.exists()
+        assert (live / "o-inflight").is_dir()  # the live run's folder is untouched
+        assert unrelated.is_dir()  # not ours: left alone
+        assert sorted(p.name for p in work.iterdir()) == sorted([live.name, unrelated.name])
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # killed: its folder is stale now, and goes with the next sweep
+    assert live.exists()
+    assert sweep_stale_scratch(work) == [live]
+    assert sorted(p.name for p in work.iterdir()) == [unrelated.name]
+
+
+# -- hostile names where people read them -----------------------------------------------------------------------------
+
+def test_verbose_logs_show_hostile_names_escaped_without_logging_errors(prefect_harness, tmp_path):
+    """A real ``aodncore ingest --verbose`` process: its console log lines, not just the records."""
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    landing.mkdir()
+    for name in (NON_UTF8, NEWLINE, ESCAPE):
+        shutil.copy(IMOS_DIR / f"{XBT}.nc", landing / name)
+
+    result = run_cli_process(tmp_path, "ingest", str(landing), "--base-dir", str(base), "--settle", "0", "--verbose")
+
+    text = result.stdout + result.stderr
+    assert "Logging error" not in text and "UnicodeEncodeError" not in text and "Traceback" not in text
+    assert "\x1b[31mRED" not in text and "\udce9" not in text
+    assert not any(line.startswith("ERROR forged line") for line in text.splitlines())
+    assert "quarantined" in result.stderr and "%E9t%E9.nc" in result.stderr  # the log lines name the file
+    assert "IMOS_fake.nc\\u000aERROR forged line.nc" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "3 quarantined" and result.returncode == 1
+
+
+def test_console_table_prints_names_as_text_not_markup_or_terminal_codes(prefect_harness, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    import aodncore.cli
+
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    landing.mkdir()
+    for name in (MARKUP, ESCAPE):
+        shutil.copy(IMOS_DIR / f"{XBT}.nc", landing / name)
+    screen = io.StringIO()
+    monkeypatch.setattr(aodncore.cli, "out", Console(file=screen, force_terminal=True, width=400))
+
+    run = run_cli("ingest", str(landing), "--base-dir", str(base), "--settle", "0")
+
+    table = screen.getvalue()
+    assert run.code == 1 and "ingest summary" in table
+    assert MARKUP in table  # shown literally, not interpreted as console markup
+    assert "colour\\u001b[31mRED\\u001b[0m.nc" in table and "\x1b[31mRED" not in table
+
+
+def test_flow_artifact_and_run_logs_show_names_escaped(prefect_harness, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from aodncore.prefect.flows import ingest_landing
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copy(IMOS_DIR / f"{XBT}.nc", landing / ESCAPE)
+    (landing / ".hidden").write_bytes(b"x")
+
+    state = ingest_landing(str(landing), base_dir=str(tmp_path / "base"), settle_seconds=0, return_state=True)
+
+    flow_run_id = state.state_details.flow_run_id
+    APILogWorker.drain_all(timeout=30)
+    with get_client(sync_client=True) as client:
+        for _ in range(50):
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            if any("quarantined in" in log.message for log in logs):
+                break
+            time.sleep(0.2)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    messages = "\n".join(log.message for log in logs)
+    assert "\x1b" not in messages and "colour\\u001b[31mRED" in messages
+    assert "ignored" in messages and ".hidden" in messages  # reported once in the run log, with the reason
+    (table,) = [a for a in artifacts if a.type == "table"]
+    rows = table.data if isinstance(table.data, list) else json.loads(table.data)
+    assert sorted(row["name"] for row in rows) == sorted([".hidden", "colour\\u001b[31mRED\\u001b[0m.nc"])
+    assert {row["status"] for row in rows} == {"ignored", "quarantined"}
+
+
+# -- unreadable landing files ----------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None,
+                    reason="as root, needs setpriv (util-linux) to drop the permission-override capabilities")
+def test_an_unreadable_landing_file_is_its_own_outcome_and_every_other_file_proceeds(prefect_harness, tmp_path):
+    """The CLI runs without the privilege to ignore file permissions (tests run as root, who can read anything)."""
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    _land(landing, GOOD[0], GOOD[1], BAD_NC)
+    _land(landing / "locked", GOOD[2])
+    os.chmod(landing / GOOD[1], 0o000)  # a file nobody may read
+    os.chmod(landing / "locked", 0o000)  # and a folder nobody may list
+    try:
+        result = run_cli_process(tmp_path, "ingest", str(landing), "--base-dir", str(base), "--settle", "0",
+                                 unprivileged=True)
+    finally:
+        os.chmod(landing / GOOD[1], 0o644)
+        os.chmod(landing / "locked", 0o755)
+
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
+    assert "PermissionError" not in result.stdout
+    assert result.returncode == 1  # a failed file needs attention
+    lines = {line.split()[1]: line for line in result.stdout.strip().splitlines()[:-1]}
+    assert lines[GOOD[0]].startswith("published ")
+    assert lines[BAD_NC].startswith("quarantined ")
+    assert lines[GOOD[1]].startswith("failed ") and "cannot read the landing file: Permission denied" in lines[GOOD[1]]
+    assert lines["locked/"].startswith("failed ") and "cannot list the folder: Permission denied" in lines["locked/"]
+    assert result.stdout.strip().splitlines()[-1] == "1 published, 1 quarantined, 2 failed"
+    assert (base / "published" / expected_key(GOOD[0])).read_bytes() == _data(GOOD[0])
+    assert (landing / GOOD[1]).read_bytes() == _data(GOOD[1])  # kept for a retry
+    assert (landing / "locked" / GOOD[2]).read_bytes() == _data(GOOD[2])
+    _no_scratch_left(base)
+
+
+# -- SIGKILL at random points ----------------------------------------------------------------------------------------
+
+def _wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_behind(prefect_harness, tmp_path):
+    """Three ``aodncore ingest`` runs over good and bad files are killed (SIGKILL, whole process group) at random
+    points — during start-up and while files are processed — then a run completes. Seeded: reproducible."""
+    import random
+    import signal
+
+    from aodncore.ingest.ledger import IngestLedger
+
+    rng = random.Random(20240611)
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    good = [*GOOD[:4], f"{XBT}.nc"]
+    bad = [BAD_NC, "evil.zip"]  # not NetCDF; a zip whose member escapes with '..'
+    _land(landing, *good, BAD_NC)
+    hostile_zip(landing / "evil.zip")
+    originals = {name: (landing / name).read_bytes() for name in good + bad}
+    work = base / "work" / "tmp"
+    argv = ("ingest", str(landing), "--base-dir", str(base), "--settle", "0", "--workers", "2")
+
+    def run_folders() -> set[str]:
+        return {p.name for p in work.glob("aodncore-run-*")}
+
+    for attempt in ("start-up", "listing and fetching", "publishing"):
+        before, published_before = run_folders(), len(_tree(base / "published"))
+        command, env = cli_process_command(tmp_path, *argv)
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if attempt == "start-up":
+            time.sleep(rng.uniform(0.5, 2.0))
+        elif attempt == "listing and fetching":  # its own run folder exists: it is planning or processing
+            _wait_for(lambda running=process, old=before: running.poll() is not None or run_folders() - old, 90)
+            time.sleep(rng.uniform(0.0, 1.0))
+        else:  # it has published something: kill it among the files
+            _wait_for(lambda running=process, old=published_before: running.poll() is not None
+                      or len(_tree(base / "published")) > old, 90)
+            time.sleep(rng.uniform(0.0, 0.3))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    final = run_cli_process(tmp_path, *argv)
+
+    assert "Traceback" not in final.stdout + final.stderr, final.stderr[-3000:]
+    assert final.returncode in (0, 1) and "failed" not in final.stdout.strip().splitlines()[-1], final.stdout
+    # the landing area drained: every file published or quarantined
+    assert [p.name for p in landing.iterdir()] == []
+    # nothing partial published, nothing published twice: exactly the good files, byte-identical, no leftovers
+    assert _tree(base / "published") == {expected_key(name): originals[name] for name in good}
+    # nothing lost: each bad file in the error store (original bytes), and no good file there
+    records = _quarantine_records(base / "error")
+    assert {reason["source"] for reason, _ in records.values()} == {(landing / name).as_uri() for name in bad}
+    for source, (reason, stored) in records.items():
+        assert stored == originals[source.rsplit("/", 1)[-1]] and reason["error_type"] == "user"
+    archived = _tree(base / "archive")
+    for name in good:
+        copies = [data for path, data in archived.items() if path.rsplit("/", 1)[-1] == name]
+        assert copies and all(data == originals[name] for data in copies), name
+    # the record agrees, and no working folder is left behind
+    with IngestLedger(base / "ingest-record.sqlite") as ledger:
+        for name in good:
+            assert ledger.history((landing / name).as_uri())[-1].status == "published", name
+    assert not list(work.glob("aodncore-run-*")), list(work.iterdir())
+    assert [p for p in work.rglob("*")] == []

@@ -139,7 +139,7 @@ def planning_config(
 def open_existing_ledger(config: Any, base_dir: str | None = None) -> IngestLedger | None:
     """The ingest record of this configuration if it exists (None: nothing was ingested yet); nothing created."""
     location = ingest_record_location(config, base_dir)
-    return IngestLedger(location) if os.path.isfile(location) else None
+    return IngestLedger(location, readonly=True) if os.path.isfile(location) else None
 
 
 def build_settings(

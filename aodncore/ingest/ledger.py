@@ -70,15 +70,20 @@ class IngestLedger:
     """SQLite-backed record of ingest outcomes, keyed by ``(source_uri, fingerprint)``.
 
     Safe to share between threads (one connection per thread) and processes (WAL mode, busy timeout).
+    ``readonly=True`` opens an existing record for look-ups only (``--dry-run``): nothing is created or written,
+    not even SQLite's ``-wal``/``-shm`` files while no writer has them open.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0):
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = timeout
+        self._readonly = readonly
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        if readonly:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = self._connection()
         with connection:
             connection.executescript(_SCHEMA)
@@ -86,7 +91,15 @@ class IngestLedger:
     # -- connections -------------------------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
-        if connection is None:
+        if connection is None and self._readonly:
+            # immutable while no writer is active (no -wal file): reads the file as it is and creates nothing
+            mode = "ro" if Path(f"{self.path}-wal").exists() else "ro&immutable=1"
+            connection = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode={mode}", uri=True,
+                                         timeout=self._timeout, isolation_level=None, check_same_thread=False)
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        elif connection is None:
             connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
                                          check_same_thread=False)
             connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
@@ -107,10 +120,10 @@ class IngestLedger:
 
     def __getstate__(self) -> dict[str, Any]:
         # connections and locks stay behind: a copy in another process opens its own
-        return {"path": self.path, "timeout": self._timeout}
+        return {"path": self.path, "timeout": self._timeout, "readonly": self._readonly}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], timeout=state["timeout"])  # type: ignore[misc]
+        self.__init__(state["path"], timeout=state["timeout"], readonly=state.get("readonly", False))  # type: ignore[misc]
 
     def __enter__(self) -> IngestLedger:
         return self
