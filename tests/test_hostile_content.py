@@ -547,3 +547,53 @@ def test_relanding_a_new_version_keeps_the_old_one_in_the_archive(run, tmp_path)
     run.land(GOOD, version2)
     run.ingest()  # already ingested: skipped, so nothing archived
     assert len(list(archived.parent.iterdir())) == 2
+
+
+# -- manifests in an S3 landing area ------------------------------------------------------------------------------------
+
+def test_s3_landing_manifest_names_objects_beside_it_and_nothing_outside(tmp_path, s3, caplog):
+    caplog.set_level(logging.INFO, logger="aodncore")
+    s3.create_bucket(Bucket="landing")
+    s3.put_object(Bucket="landing", Key=f"incoming/data/{GOOD}", Body=(IMOS_DIR / GOOD).read_bytes())
+    s3.put_object(Bucket="landing", Key=f"elsewhere/{GOOD2}", Body=(IMOS_DIR / GOOD2).read_bytes())
+    secret = tmp_path / "passwd"
+    secret.write_bytes(SECRET)
+    manifests = {
+        "good.manifest": f"data/{GOOD}\n",
+        "escape.manifest": f"../elsewhere/{GOOD2}\n",
+        "local.manifest": f"{secret}\n",
+        "gap.manifest": "data/not_there.nc\n",
+    }
+    for name, text in manifests.items():
+        s3.put_object(Bucket="landing", Key=f"incoming/{name}", Body=text.encode())
+    base = tmp_path / "base"
+    settings = build_settings(base_dir=str(base))
+    objects = [obj for obj in list_landing("s3://landing/incoming/") if obj.name in manifests]
+
+    outcomes = {outcome.name: outcome for outcome in ingest_objects(objects, settings)}
+
+    assert outcomes["good.manifest"].status == PUBLISHED, outcomes["good.manifest"].error
+    assert (base / "published" / expected_key(GOOD)).read_bytes() == (IMOS_DIR / GOOD).read_bytes()
+    assert "outside the allowed manifest roots" in outcomes["escape.manifest"].error
+    assert "s3://landing/elsewhere/" in outcomes["escape.manifest"].error
+    assert "outside the allowed manifest roots" in outcomes["local.manifest"].error
+    assert "doesn't exist" in outcomes["gap.manifest"].error
+    for name in ("escape.manifest", "local.manifest", "gap.manifest"):
+        assert outcomes[name].status == QUARANTINED
+    published = [p for p in (base / "published").rglob("*") if p.is_file()]
+    assert [p.name for p in published] == [GOOD]
+    for path in base.rglob("*"):
+        assert not path.is_file() or SECRET not in path.read_bytes()
+    remaining = {o["Key"] for o in s3.list_objects_v2(Bucket="landing")["Contents"]}
+    assert remaining == {f"incoming/data/{GOOD}", f"elsewhere/{GOOD2}"}  # the manifests were dealt with
+    assert "Traceback" not in caplog.text
+
+
+def test_manifest_naming_a_folder_as_a_file_is_quarantined(run):
+    (run.landing / "folder.nc").mkdir()
+    run.land("dir.manifest", b"folder.nc\n")
+
+    outcomes = run.ingest(only=["dir.manifest"])
+
+    assert_quarantined(run, outcomes, "dir.manifest", "folder.nc", "is not a regular file",
+                       error_class="ManifestEntryMissingError")
