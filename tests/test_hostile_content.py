@@ -549,7 +549,7 @@ def test_relanding_a_new_version_keeps_the_old_one_in_the_archive(run, tmp_path)
     assert len(list(archived.parent.iterdir())) == 2
 
 
-# -- manifests in an S3 landing area ------------------------------------------------------------------------------------
+# -- manifests in an S3 landing area -----------------------------------------------------------------------------------
 
 def test_s3_landing_manifest_names_objects_beside_it_and_nothing_outside(tmp_path, s3, caplog):
     caplog.set_level(logging.INFO, logger="aodncore")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -54,9 +55,9 @@ def test_landing_mode_resolves_relative_entries_in_the_manifest_folder_and_copie
     landing, _, work = tree
     paths = landed(landing, work)
     copied = paths.file("line 1", "a.nc")
-    assert copied == str(work / "out" / "a.nc") and open(copied, "rb").read() == b"a"
+    assert copied == str(work / "out" / "a.nc") and Path(copied).read_bytes() == b"a"
     # '..' may move within the landing area
-    assert open(paths.file("line 2", "../b.nc"), "rb").read() == b"b"
+    assert Path(paths.file("line 2", "../b.nc")).read_bytes() == b"b"
     assert paths.relative_root == str(landing / "sub")
 
 
@@ -66,7 +67,7 @@ def test_landing_mode_keeps_names_of_different_files_with_one_name(tree):
     paths = landed(landing, work)
     first, second = paths.file("line 1", "a.nc"), paths.file("line 2", "../a.nc")
     assert os.path.basename(first) == os.path.basename(second) == "a.nc" and first != second
-    assert open(second, "rb").read() == b"other a"
+    assert Path(second).read_bytes() == b"other a"
 
 
 @pytest.mark.parametrize("entry", ["../../outside/secret", "{outside}/secret", "file-in-etc"])
@@ -91,7 +92,7 @@ def test_symlinks_out_of_the_roots_are_refused_and_inside_allowed(tree):
         paths.file("line 1", "out.nc")
     with pytest.raises(UnsafeManifestEntryError, match="is a symbolic link to"):
         paths.file("line 2", "outdir/secret")
-    assert open(paths.file("line 3", "in.nc"), "rb").read() == b"b"
+    assert Path(paths.file("line 3", "in.nc")).read_bytes() == b"b"
 
 
 def test_a_file_swapped_for_a_symlink_after_the_check_is_refused_when_copied(tree):
@@ -122,7 +123,7 @@ def test_configured_roots_replace_the_default(tree, tmp_path):
     landing, outside, work = tree
     config = default_config(tmp_path / "base", {"global": {"manifest_roots": [outside.as_uri()]}})
     paths = landed(landing, work, config=config)
-    assert open(paths.file("line 1", str(outside / "secret")), "rb").read() == b"secret"
+    assert Path(paths.file("line 1", str(outside / "secret"))).read_bytes() == b"secret"
     with pytest.raises(UnsafeManifestEntryError, match="outside the allowed manifest roots"):
         paths.file("line 2", "a.nc")
 
@@ -130,7 +131,7 @@ def test_configured_roots_replace_the_default(tree, tmp_path):
 def test_an_explicit_relative_path_root_is_used_and_allowed(tree):
     landing, outside, work = tree
     paths = landed(landing, work, params={"relative_path_root": str(outside)})
-    assert open(paths.file("line 1", "secret"), "rb").read() == b"secret"
+    assert Path(paths.file("line 1", "secret")).read_bytes() == b"secret"
 
 
 def test_plain_path_mode_keeps_the_classic_relative_root_and_uses_files_in_place(tree, tmp_path):
