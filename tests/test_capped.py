@@ -141,3 +141,49 @@ def test_the_callers_current_environment_reaches_the_child(mode, monkeypatch):
     assert run_capped(environment_value).value == "first"
     monkeypatch.setenv("AODNCORE_TEST_CAPPED_ENV", "second")  # changed after the fork host started
     assert run_capped(environment_value).value == "second"
+
+
+def write_pid_then_sleep(path: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(60)
+
+
+def _alive(process_id: int) -> bool:
+    try:
+        with open(f"/proc/{process_id}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_capped_child_does_not_outlive_a_killed_fork_host(tmp_path):
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait, daemon=True)
+    helper.start()
+    pid_file = tmp_path / "child.pid"
+    outcome: list = []
+    caller = threading.Thread(target=lambda: outcome.append(_call_catching(write_pid_then_sleep, str(pid_file))))
+    try:
+        caller.start()
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        capped._host._process.kill()
+        caller.join(30)
+        assert outcome and isinstance(outcome[0], RuntimeError)  # the caller hears the host died, not a hang
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)
+    finally:
+        stop.set()
+        helper.join()
+
+
+def _call_catching(function, *args):
+    try:
+        return run_capped(function, *args, timeout_seconds=120)
+    except RuntimeError as error:
+        return error

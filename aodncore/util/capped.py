@@ -21,6 +21,7 @@ The result is :class:`CappedResult`; the caller decides what a limit or a crash 
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import logging
 import os
 import pickle
@@ -80,14 +81,27 @@ def _peak_address_space() -> int | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this process when its parent dies (no orphaned capped child or fork host)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _child_main(function: Callable[..., Any], args: tuple, memory_bytes: int, write_fd: int) -> None:
     """In the forked child: quieten output, cap memory, run, send the outcome. Never returns."""
     status = 0
     try:
+        _die_with_parent()
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 1)  # a library printing or warning must not reach the console of the parent
         os.dup2(devnull, 2)
         sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child ends with os._exit
+        faulthandler.disable()  # a crash is reported by the parent, not dumped on its console
         logging.disable(logging.CRITICAL)
         limit = None
         baseline = _address_space()
@@ -191,6 +205,7 @@ def _receive(stream: Any) -> Any:
 
 def _host_main() -> None:  # pragma: no cover - runs in the fork host process (exercised by the tests through it)
     """The fork host's loop: one request at a time, each run in a capped child forked from here."""
+    _die_with_parent()
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol stream
     while True:
@@ -240,17 +255,19 @@ class _ForkHost:
              prepare: Callable[[], Any] | None) -> CappedResult:
         request = pickle.dumps((function, args, memory_bytes, timeout_seconds, prepare, dict(os.environ)))
         with self._lock:
-            for attempt in (1, 2):
-                if self._process is None or self._process.poll() is not None:
-                    self._process = self._start()
-                try:
-                    _send(self._process.stdin, request)
-                    return _receive(self._process.stdout)
-                except (EOFError, BrokenPipeError, OSError):
-                    self._stop()
-                    if attempt == 2:
-                        raise RuntimeError("the fork host process for capped calls died") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+            if self._process is None or self._process.poll() is not None:
+                self._process = self._start()
+            try:
+                _send(self._process.stdin, request)
+            except OSError:  # it died since the last call: start a new one (nothing was run yet)
+                self._stop()
+                self._process = self._start()
+                _send(self._process.stdin, request)
+            try:
+                return _receive(self._process.stdout)
+            except (EOFError, OSError):  # it died during the call: do not run the call a second time
+                self._stop()
+                raise RuntimeError("the fork host process for capped calls died") from None
 
     def _stop(self) -> None:
         process, self._process = self._process, None

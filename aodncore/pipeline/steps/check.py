@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from aodncore.limits import CheckLimits, check_limits
@@ -224,6 +225,15 @@ def available_check_suites() -> frozenset[str]:
     return frozenset(_loaded["suite"].checkers)
 
 
+def _plain_data(value: Any) -> Any:
+    """``value`` with mappings as dicts and sequences as lists (write-once config dicts do not travel well)."""
+    if isinstance(value, Mapping):
+        return {key: _plain_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_data(item) for item in value]
+    return value
+
+
 def _warning_line(exc: BaseException) -> str:
     return f"WARNING: compliance checks did not complete due to error. {type(exc).__name__}: {exc}"
 
@@ -250,6 +260,7 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
     def __init__(self, config: Any, logger: Any, check_params: dict | None = None) -> None:
         super().__init__(config, logger)
         params = check_params or {}
+        self._check_params = _plain_data(params)  # to build the same runner in a capped child process
         checks = params.get("checks")
         if isinstance(checks, str):
             checks = [checks]
@@ -299,14 +310,8 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
         return check_in_capped_child(type(self), self._child_params(), path, caps)
 
     def _child_params(self) -> dict[str, Any]:
-        """This runner's parameters as plain data, to rebuild it in a capped child process."""
-        return {"checks": list(self.checks), "verbosity": self.verbosity, "criteria": self.criteria,
-                "skip_checks": list(self.skip_checks) if self.skip_checks else self.skip_checks,
-                "output_format": self.output_format, **self._extra_child_params()}
-
-    def _extra_child_params(self) -> dict[str, Any]:
-        """Further parameters a subclass needs in the child (none here)."""
-        return {}
+        """The ``check_params`` this runner was built with (plain data), to build the same runner in the child."""
+        return self._check_params
 
     def check_file(self, path: str) -> CheckResult:
         """Run every requested suite on one file and combine the results."""
