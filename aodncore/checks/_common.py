@@ -300,8 +300,9 @@ class NcSuiteBase(BaseNCCheck, BaseCheck):
             self.info = DatasetInfo(ds)
         return self.info
 
-    # shared check bodies ---------------------------------------------------------------------------------------------
-    def _no_empty_global_attributes(self, ds: Any) -> Results:
+    # checks every suite runs (compliance-checker finds them by their check_ names) ----------------------------------
+    def check_global_attributes(self, ds: Any) -> Results:
+        """No string-valued global attribute may be empty."""
         res = Results()
         for attr in ds.ncattrs():
             value = ds.getncattr(attr)
@@ -309,7 +310,8 @@ class NcSuiteBase(BaseNCCheck, BaseCheck):
                 res.add(value != "", attr, HIGH, f"global attribute '{attr}' is empty")
         return res
 
-    def _no_empty_variable_attributes(self, ds: Any) -> Results:
+    def check_variable_attributes(self, ds: Any) -> Results:
+        """No string-valued variable attribute may be empty."""
         res = Results()
         for name, var in self._info(ds).variables.items():
             for attr in var.ncattrs():
@@ -318,7 +320,8 @@ class NcSuiteBase(BaseNCCheck, BaseCheck):
                     res.add(value != "", name, HIGH, f"variable {name}: attribute '{attr}' is empty")
         return res
 
-    def _coordinate_variables_numeric_monotonic(self, ds: Any) -> Results:
+    def check_coordinate_variables(self, ds: Any) -> Results:
+        """Coordinate variables are numeric and strictly monotonic."""
         res = Results()
         info = self._info(ds)
         for name in info.coordinate_vars:
@@ -336,7 +339,8 @@ class NcSuiteBase(BaseNCCheck, BaseCheck):
             res.add(monotonic, name, HIGH, f"coordinate variable {name} values should be strictly monotonic")
         return res
 
-    def _variable_attribute_types(self, ds: Any) -> Results:
+    def check_variable_attribute_type(self, ds: Any) -> Results:
+        """_FillValue, valid_min and valid_max are single values of the variable's own type."""
         res = Results()
         for name, var in self._info(ds).variables.items():
             dtype = var.dtype
@@ -366,7 +370,8 @@ class NcSuiteBase(BaseNCCheck, BaseCheck):
                 )
         return res
 
-    def _data_variable_present(self, ds: Any) -> Results:
+    def check_data_variable_present(self, ds: Any) -> Results:
+        """At least one data variable."""
         res = Results()
         res.add(
             bool(self._info(ds).data_vars),
@@ -442,3 +447,11 @@ def check_attr_string(
 def check_attr_present(res: Results, obj: Any, attr: str, weight: int, name: str, what: str) -> None:
     res.add(not is_blank(get_attr(obj, attr)), name, weight, f"{what} '{attr}' not present")
 
+
+
+def check_time_basics(res: Results, var: Any, name: str, dtype: Any, dtype_text: str) -> None:
+    """What every suite requires of its time variable: its data type, standard_name, axis and calendar."""
+    res.add(var.dtype == dtype, name, MEDIUM, f"variable {name} should be of type {dtype_text}, not {var.dtype}")
+    what = f"variable {name} attribute"
+    for attr, expected in (("standard_name", "time"), ("axis", "T"), ("calendar", "gregorian")):
+        check_attr_value(res, var, attr, expected, HIGH, name, what)

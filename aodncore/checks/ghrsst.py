@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import HIGH, MEDIUM, NcSuiteBase, Results, check_attr_value, fmt, get_attr, is_missing
+from ._common import HIGH, MEDIUM, NcSuiteBase, Results, check_time_basics, fmt, get_attr, is_missing
 
 MANDATORY_VARIABLES = (
     "time",
@@ -37,26 +37,6 @@ class Ghrsst10Check(NcSuiteBase):
     _cc_url = "https://www.ghrsst.org/"
     _cc_description = "GHRSST files distributed by IMOS (structure, mandatory variables, time encoding)"
 
-    def check_global_attributes(self, ds: Any) -> Results:
-        """No string-valued global attribute may be empty."""
-        return self._no_empty_global_attributes(ds)
-
-    def check_variable_attributes(self, ds: Any) -> Results:
-        """No string-valued variable attribute may be empty."""
-        return self._no_empty_variable_attributes(ds)
-
-    def check_coordinate_variables(self, ds: Any) -> Results:
-        """Coordinate variables are numeric and strictly monotonic."""
-        return self._coordinate_variables_numeric_monotonic(ds)
-
-    def check_variable_attribute_type(self, ds: Any) -> Results:
-        """_FillValue, valid_min and valid_max are single values of the variable's own type."""
-        return self._variable_attribute_types(ds)
-
-    def check_data_variable_present(self, ds: Any) -> Results:
-        """At least one data variable."""
-        return self._data_variable_present(ds)
-
     def check_data_variables(self, ds: Any) -> Results:
         """Every data variable has units and a coordinates attribute naming existing variables."""
         return self._data_variables_units_coordinates(ds)
@@ -68,12 +48,7 @@ class Ghrsst10Check(NcSuiteBase):
         if "time" not in info.variables:
             return res
         time = info.variables["time"]
-        what = "variable time attribute"
-        res.add(time.dtype == np.int32, "time", MEDIUM, f"variable time should be of type int (32-bit), not "
-                f"{time.dtype}")
-        check_attr_value(res, time, "standard_name", "time", HIGH, "time", what)
-        check_attr_value(res, time, "axis", "T", HIGH, "time", what)
-        check_attr_value(res, time, "calendar", "gregorian", HIGH, "time", what)
+        check_time_basics(res, time, "time", np.int32, "int (32-bit)")
         units = get_attr(time, "units")
         if isinstance(units, str) and _TIME_UNITS.match(units):
             res.ok("time", MEDIUM, "time units is correct")
