@@ -274,17 +274,6 @@ def test_concurrent_checks_match_serial_results(imos_dir, tmp_path):
     assert [c for c, _, _ in serial][:6] == [True, False, True, False, False, False]
 
 
-def test_shared_standard_name_table_gives_identical_reports(imos_dir):
-    from compliance_checker.cf import util as cf_util
-
-    ComplianceCheckerCheckRunner(None, None, CF)
-    table = cf_util.StandardNameTable()
-    again = cf_util.StandardNameTable()
-    assert table._names == again._names and table._names is not again._names
-    assert table.get("sea_water_temperature").canonical_units == "K"
-    assert again._root is table._root
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # format and non-empty checks
 # ----------------------------------------------------------------------------------------------------------------

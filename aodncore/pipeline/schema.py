@@ -145,6 +145,7 @@ CHECK_PARAMS_SCHEMA: dict[str, Any] = _section(
         "verbosity": _INTEGER,
         "tableschema_filename_pattern": _STRING,
         "legacy_cf_verdicts": _BOOLEAN,
+        "cc_fast_path": _BOOLEAN,  # aodncore.checks.ccfast switch (default on)
     }
 )
 

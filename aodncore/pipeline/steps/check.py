@@ -3,6 +3,8 @@
 The compliance checker (and its plugin suites) is loaded once per process. Reports are written by the
 compliance checker into a private temporary file per run and read back, and check exceptions are collected
 through a small ``ComplianceChecker`` subclass, so the runner never replaces ``sys.stdout``/``sys.stderr`` itself.
+NetCDF compliance checks take the fast path of :mod:`aodncore.checks.ccfast` (identical results, a fraction of the
+CPU) unless it is switched off or the installed compliance-checker is not verified for it.
 netCDF work is serialised by :data:`NETCDF_LOCK` (netCDF-C/HDF5 are not thread-safe), so runners can be used
 from a thread pool.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import re
 import tempfile
@@ -18,6 +21,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from aodncore.checks import ccfast
 from aodncore.limits import CheckLimits, check_limits
 from aodncore.pipeline.common import CheckResult, FileType, PipelineFileCheckType, validate_checktype
 from aodncore.pipeline.exceptions import (
@@ -138,55 +142,6 @@ _check_errors: contextvars.ContextVar[list | None] = contextvars.ContextVar("aod
 NETCDF_LOCK = threading.RLock()
 
 
-#: share one parsed CF standard-name table between checker instances (compliance-checker parses the ~4 MB XML
-#: table every time a CF checker is instantiated, twice per ``run_checker`` call: about half the time of checking
-#: a small file). Set to False before the first check to keep compliance-checker's own behaviour.
-CACHE_STANDARD_NAME_TABLE = True
-
-
-def _install_standard_name_table_cache() -> None:
-    """Make ``compliance_checker.cf.util.StandardNameTable`` reuse the parsed table of an identical source.
-
-    Instances keep the same attributes as before; the parsed XML tree is shared (only read by the checks) while
-    list attributes are copied per instance (the IOOS checker extends its table's name list).
-    """
-    try:
-        from compliance_checker.cf import util as cf_util
-    except ImportError:  # pragma: no cover - layout of another compliance-checker version
-        return
-    original = getattr(cf_util, "StandardNameTable", None)
-    if original is None or getattr(original, "_aodncore_shared", False):
-        return
-
-    class SharedStandardNameTable(original):
-        _aodncore_shared = True
-        _shared_states: dict = {}
-        _shared_lock = threading.Lock()
-
-        def __init__(self, cached_location=None):
-            env_location = os.environ.get("CF_STANDARD_NAME_TABLE")
-            source = cached_location or env_location
-            try:
-                stamp = os.stat(source).st_mtime_ns if source else None
-            except OSError:
-                stamp = None
-            key = (cached_location, env_location, stamp)
-            state = self._shared_states.get(key)
-            if state is None:
-                super().__init__(cached_location)
-                with self._shared_lock:
-                    self._shared_states[key] = dict(self.__dict__)
-            else:
-                self.__dict__.update(state)
-            for name, value in list(self.__dict__.items()):
-                if isinstance(value, list):
-                    self.__dict__[name] = list(value)
-
-    SharedStandardNameTable.__name__ = original.__name__
-    SharedStandardNameTable.__qualname__ = original.__qualname__
-    cf_util.StandardNameTable = SharedStandardNameTable
-
-
 def _compliance_checker():
     """Import compliance-checker, load every available suite (once per process) and return the runner class."""
     runner = _loaded.get("runner")
@@ -211,8 +166,6 @@ def _compliance_checker():
                             occurred = True
                     return occurred
 
-            if CACHE_STANDARD_NAME_TABLE:
-                _install_standard_name_table_cache()
             CheckSuite.load_all_available_checkers()
             _loaded["suite"] = CheckSuite
             _loaded["runner"] = _CollectingComplianceChecker
@@ -276,6 +229,7 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
             from aodncore.checks.cfcompat import legacy_cf_params
 
             self.checks, self.skip_checks = legacy_cf_params(self.checks, self.skip_checks)
+        self.fast_path = ccfast.enabled(params) and ccfast.install()
 
         if self.criteria not in VALID_CRITERIA:
             raise InvalidCheckSuiteError(f"invalid compliance check criteria: '{self.criteria}' "
@@ -291,6 +245,12 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(checks={self.checks!r})"
+
+    def warm_up(self) -> None:
+        """Make this process ready to check at full speed (suites loaded, fast path warm); call it before forking
+        children that check files (see :mod:`aodncore.checks.ccfast`). Does nothing on the plain path."""
+        if self.fast_path:
+            ccfast.warm_up(self.checks)
 
     def run(self, files: PipelineFile | PipelineFileCollection) -> None:
         logger = self._get_logger()
@@ -340,7 +300,8 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
         os.close(fd)
         warning = None
         try:
-            passed, had_errors = runner.run_checker(
+            run_checker = functools.partial(ccfast.run_checker, runner) if self.fast_path else runner.run_checker
+            passed, had_errors = run_checker(
                 path, [suite], self.verbosity, self.criteria,
                 skip_checks=self.skip_checks, include_checks=None,
                 output_filename=report_path, output_format=self.output_format,
