@@ -131,6 +131,16 @@ def test_check_step_identical_on_both_paths(imos_dir, criteria):
             assert comparable(fast.check_file(path)) == comparable(plain.check_file(path)), (name, output_format)
 
 
+def test_check_step_identical_with_legacy_cf_verdicts(imos_dir):
+    params = {"checks": ["cf", "cf:1.6", "imos:1.4"], "legacy_cf_verdicts": True}
+    plain = ComplianceCheckerCheckRunner(None, None, dict(params, cc_fast_path=False))
+    fast = ComplianceCheckerCheckRunner(None, None, params)
+    for name in ("IMOS_ANMN-NRS_MT_20161109T231108Z_NRSMAI_FV00_NRSMAI-Surface-21-2016-11-MET-realtime.nc",
+                 "IMOS_SRSALT_PT_20160919T020500Z_BASS3A_FV01_SBE26d49m.nc"):
+        path = str(imos_dir / name)
+        assert comparable(fast.check_file(path)) == comparable(plain.check_file(path)), name
+
+
 @pytest.mark.parametrize("name", ["IMOS_SRSALT_PT_20160919T020500Z_BASS3A_FV01_SBE26d49m.nc",
                                   "IMOS_ANMN-NRS_MT_20161109T231108Z_NRSMAI_FV00_NRSMAI-Surface-21-2016-11-MET-BAD.nc",
                                   "IMOS_ACORN_V_20101201T050000Z_BONC_FV00_sea-state.nc"])
