@@ -131,6 +131,23 @@ def test_check_step_identical_on_both_paths(imos_dir, criteria):
             assert comparable(fast.check_file(path)) == comparable(plain.check_file(path)), (name, output_format)
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_capped_check_step_identical_and_keeps_the_switch(imos_dir, fast):
+    # the step checks each file in a capped child process rebuilt from _child_params(): same results, same path
+    params = {"checks": PIPELINE_SUITES, "cc_fast_path": fast}
+    runner = ComplianceCheckerCheckRunner(None, None, params)
+    assert runner.fast_path is fast
+    child_params = runner._child_params()
+    assert ComplianceCheckerCheckRunner(None, None, child_params).fast_path is fast
+    reference = ComplianceCheckerCheckRunner(None, None, dict(params, cc_fast_path=False))
+    for name in ("IMOS_SRSALT_PT_20160919T020500Z_BASS3A_FV01_SBE26d49m.nc",
+                 "IMOS_ANMN-NRS_CDEKOSTUZ_20140703T021045Z_NRSMAI_FV01_Profile-SBE-19plus_C-20160524T003914Z.nc"):
+        path = str(imos_dir / name)
+        capped = runner.check_file_within_limits(path)
+        assert type(capped).__name__ == "CheckResult"
+        assert comparable(capped) == comparable(reference.check_file(path)), name
+
+
 def test_check_step_identical_with_legacy_cf_verdicts(imos_dir):
     params = {"checks": ["cf", "cf:1.6", "imos:1.4"], "legacy_cf_verdicts": True}
     plain = ComplianceCheckerCheckRunner(None, None, dict(params, cc_fast_path=False))

@@ -140,6 +140,9 @@ def warm_up(suites: Iterable[str] = ("cf:1.6",), *, exercise: bool = True) -> bo
                     check_suite.checkers[name]()  # parses (once) and shares the standard-name table
             if exercise and known:
                 _exercise(check_suite(), known)
+        from . import nametable
+
+        nametable.warm_shared_tables()
         _warmed.update(wanted)
     _logger.debug("compliance-checker fast path warmed up for %s", known)
     return True

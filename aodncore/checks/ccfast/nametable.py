@@ -8,7 +8,10 @@ scanning Python lists and rebuilding XPath node lists. Inside a run scope, :clas
 * parses each table source once per process and gives every instance the same parsed tree, with its own copies
   of the name lists (the IOOS checker extends its instance's list);
 * answers ``table[name]`` with the same algorithm but reuses the ``entry`` / ``alias`` node lists of the tree;
-* lets the CF 1.11 temperature-name set be derived once per parsed tree instead of once per checker instance.
+* lets the CF 1.11 temperature-name set be derived once per parsed tree instead of once per checker instance;
+* answers ``is_dimensionless_standard_name(tree, name)`` from an index of the tree's ``entry`` elements by id
+  instead of an ElementPath search of the whole tree (compliance-checker's ``lru_cache`` on it is lost in every
+  capped child process, where each search costs milliseconds).
 
 Outside a scope every instance is built and answers exactly as compliance-checker's own class does. The parsed
 state is plain Python data: a process forked after :func:`aodncore.checks.ccfast.warm_up` inherits it.
@@ -23,11 +26,13 @@ from typing import Any
 
 from .scope import scope_active
 
-__all__ = ["install", "shared_table_sources"]
+__all__ = ["entry_index", "install", "shared_table_sources", "warm_shared_tables"]
 
 _install_lock = threading.Lock()
 _state_lock = threading.Lock()
 _shared_states: dict[tuple, dict[str, Any]] = {}
+#: id(parsed tree) -> the derived-data dict of its shared state (which keeps the tree alive)
+_derived_by_root: dict[int, dict[str, Any]] = {}
 _installed = False
 
 
@@ -62,9 +67,12 @@ def _make_shared_class(original: type) -> type:
                 state = dict(self.__dict__)
                 # derived, read-only data shared by every instance built from this parse
                 state["_aodncore_nodes"] = {}
-                state["_aodncore_derived"] = {}
+                state["_aodncore_derived"] = {"root": state["_root"]}
                 with _state_lock:
-                    state = _shared_states.setdefault(key, state)
+                    if key not in _shared_states:
+                        _shared_states[key] = state
+                        _derived_by_root[id(state["_root"])] = state["_aodncore_derived"]
+                    state = _shared_states[key]
             self.__dict__.update(state)
             for name, value in state.items():
                 if isinstance(value, list):
@@ -117,6 +125,53 @@ def _shared_temperature_names(original):
     return _temperature_standard_names
 
 
+def entry_index(root: Any) -> dict[str, Any] | None:
+    """``{standard name: first entry element with that id}`` of a shared parsed tree (None for other trees)."""
+    derived = _derived_by_root.get(id(root))
+    if derived is None or derived.get("root") is not root:
+        return None
+    index = derived.get("entry_index")
+    if index is None:
+        index = {}
+        for entry in root.iterdescendants("entry"):  # what ".//entry" searches, in document order
+            index.setdefault(entry.get("id"), entry)
+        derived["entry_index"] = index
+    return index
+
+
+def _indexed_dimensionless(original):
+    """Wrap ``is_dimensionless_standard_name(standard_name_table, standard_name)`` (its first argument is the
+    parsed tree): same answer, looked up in :func:`entry_index` inside a run scope."""
+
+    @functools.wraps(getattr(original, "__wrapped__", original))
+    def is_dimensionless_standard_name(standard_name_table, standard_name):
+        if not scope_active() or not isinstance(standard_name, str) or "'" in standard_name:
+            return original(standard_name_table, standard_name)
+        index = entry_index(standard_name_table)
+        if index is None:
+            return original(standard_name_table, standard_name)
+        found = index.get(standard_name)
+        if found is None:
+            return False
+        from compliance_checker.cf import util as cf_util
+
+        return cf_util.Unit(found.find("canonical_units").text).is_dimensionless()
+
+    is_dimensionless_standard_name._aodncore_ccfast_original = original
+    return is_dimensionless_standard_name
+
+
+def warm_shared_tables() -> None:
+    """Build the derived data of every shared table now (before forking, so that children inherit it)."""
+    for state in list(_shared_states.values()):
+        root = state["_root"]
+        entry_index(root)
+        nodes = state["_aodncore_nodes"]
+        for tag in ("entry", "alias"):
+            if tag not in nodes:
+                nodes[tag] = root.xpath(tag)
+
+
 def install() -> None:
     """Install the shared table class (and the CF 1.11 helper) into compliance-checker, once per process."""
     global _installed
@@ -133,6 +188,9 @@ def install() -> None:
         helper = cf_1_11._temperature_standard_names
         if getattr(helper, "_aodncore_ccfast_original", None) is None:
             cf_1_11._temperature_standard_names = _shared_temperature_names(helper)
+        dimensionless = cf_util.is_dimensionless_standard_name
+        if getattr(dimensionless, "_aodncore_ccfast_original", None) is None:
+            cf_util.is_dimensionless_standard_name = _indexed_dimensionless(dimensionless)
         _installed = True
 
 

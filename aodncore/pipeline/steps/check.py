@@ -204,10 +204,11 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
     """Check NetCDF files with the compliance checker, one suite at a time.
 
     ``check_params``: ``checks`` (required list of suite names), ``verbosity`` (0), ``criteria`` (``normal``;
-    one of ``lenient``/``normal``/``strict``), ``skip_checks`` (None), ``output_format`` (``text``) and
+    one of ``lenient``/``normal``/``strict``), ``skip_checks`` (None), ``output_format`` (``text``),
     ``legacy_cf_verdicts`` (False: True gives compliance-checker 5.0.1's CF verdicts, see
-    :mod:`aodncore.checks.cfcompat`). Unknown suites and invalid criteria or formats are refused at construction
-    with ``InvalidCheckSuiteError``.
+    :mod:`aodncore.checks.cfcompat`) and ``cc_fast_path`` (True: identical results through
+    :mod:`aodncore.checks.ccfast`; ``fast_path`` says whether it is used). Unknown suites and invalid criteria or
+    formats are refused at construction with ``InvalidCheckSuiteError``.
     """
 
     def __init__(self, config: Any, logger: Any, check_params: dict | None = None) -> None:
