@@ -18,10 +18,15 @@ from rich.table import Table
 __all__ = ["app", "main"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_CODES_HELP = (
+    "Exit codes: 0 every file published (or already ingested); 1 some file was quarantined or failed; "
+    "2 usage or configuration error."
+)
 
 app = typer.Typer(
     name="aodncore",
     help="Ingest ocean-data files: resolve, check, publish — or quarantine with a reason. Nothing is lost.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -44,11 +49,13 @@ def _configuration_errors() -> tuple[type[BaseException], ...]:
         InvalidStoreUrlError,
         MissingConfigFileError,
     )
+    from aodncore.prefect.credentials import SecretInParameterError
     from aodncore.prefect.daskrun import DaskConfigurationError
 
     return (
         UsageError,
         DaskConfigurationError,
+        SecretInParameterError,
         InvalidCheckSuiteError,
         InvalidConfigError,
         InvalidHandlerError,
@@ -128,7 +135,7 @@ def _outcome_table(outcomes: list[Any]) -> Table:
     return table
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="files, folders or s3://bucket/prefix to ingest")],
     handler: Annotated[
@@ -178,7 +185,10 @@ def ingest(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show log lines on the console")] = False,
 ) -> None:
-    """Ingest files through the ``ingest-landing`` Prefect flow; print a per-file summary."""
+    """Ingest files through the ingest-landing Prefect flow; print a per-file summary.
+
+    With a Prefect server configured (PREFECT_API_URL) the flow-run URL is printed first.
+    """
     if dry_run:
         _configure_console_logging(verbose)
         raise typer.Exit(_dry_run(sources, dict(handler=handler, config_file=config, base_dir=base_dir,
@@ -187,10 +197,12 @@ def ingest(
     from aodncore.prefect.runtime import start_server_early, stop_early_server
 
     if not verbose:
-        for handler_name in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
-            os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", "WARNING")
+        # the per-file table says what happened to each file; run/task records would repeat it (with state reprs)
+        for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
+                                    ("CONSOLE_TASK_RUNS", "CRITICAL")):
+            os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
     # the API server starts now, in parallel with validating the options and importing Prefect
-    start_server_early()
+    own_server = start_server_early() is not None
     _configure_console_logging(verbose)
 
     try:
@@ -211,6 +223,9 @@ def ingest(
             handler_params=_notify_params(notify),
         )
         # validate everything before running the flow so that mistakes give one clear line
+        from aodncore.prefect.credentials import refuse_secrets_in_parameters
+
+        refuse_secrets_in_parameters({"source": list(sources), **settings_options})
         settle_seconds = _validate_settings(settings_options, settle)
     except _configuration_errors() as error:
         stop_early_server()
@@ -227,6 +242,7 @@ def ingest(
             settle_seconds=settle_seconds,
             settle_wait=True,
         ),
+        show_run_url=not own_server,
     )
     from aodncore.ingest.summary import count_line
 
@@ -329,7 +345,14 @@ def _check_dask_available() -> None:
             raise UsageError(f"--dask needs the '{module}' package (pip install 'aodncore[dask]')")
 
 
-def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any]:
+def _quiet_prefect_queue_warnings() -> None:
+    """Prefect's log and event queues warn "Still processing items" while they drain at exit; the CLI drains
+    them itself (:func:`_drain_prefect_workers`), so those progress warnings are noise on the console."""
+    for name in ("EventsWorker", "APILogWorker"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _run_ingest_flow(sources: list[str], parameters: dict[str, Any], show_run_url: bool = False) -> list[Any]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -351,6 +374,8 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any
 
         def on_event(event: str, payload: Any) -> None:
             if event == "planned":
+                if show_run_url:
+                    _print_run_url(bar.console)
                 bar.update(task_id, total=payload, description="")
             elif event == "settling":
                 bar.update(task_id, description=f"waiting for {payload} file(s) to settle…")
@@ -358,6 +383,7 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any
                 bar.update(task_id, advance=1, description=escape(payload.name))
 
         ingest_progress.add_listener(on_event)
+        _quiet_prefect_queue_warnings()
         try:
             wait_for_server()
             # a one-shot run in this process: no crash-detection heartbeat (it costs ~1 s at the end of a flow)
@@ -366,18 +392,29 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any]) -> list[Any
             _drain_prefect_workers()
         finally:
             ingest_progress.remove_listener(on_event)
-    if state.is_failed():
-        try:
-            state.result()
-        except _configuration_errors() as error:
-            raise _fail_usage(error) from None
-        except Exception as error:  # noqa: BLE001 - an unexpected crash of the flow itself
-            console.print(f"[red]ingest flow failed:[/red] {type(error).__name__}: {error}")
-            raise typer.Exit(EXIT_REFUSED) from None
-    return [FileOutcome.from_dict(item) for item in state.result()]
+    try:
+        result = state.result(raise_on_failure=False)  # a Failed run (some file failed) still has its outcomes
+    except Exception as error:  # noqa: BLE001 - the result itself could not be read
+        result = error
+    if isinstance(result, _configuration_errors()):
+        raise _fail_usage(result)
+    if isinstance(result, BaseException) or not isinstance(result, list):
+        detail = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else state.message
+        console.print(f"[red]ingest flow failed:[/red] {detail}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+    return [FileOutcome.from_dict(item) for item in result]
 
 
-@app.command()
+def _print_run_url(target: Console) -> None:
+    """The flow run's page in the Prefect UI (called inside the run)."""
+    from prefect.runtime import flow_run
+
+    url = flow_run.ui_url
+    if url:
+        target.print(f"flow run: {url}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command(epilog="Exit codes: 0 every file passed; 1 some file failed; 2 usage error.")
 def check(
     files: Annotated[list[str], typer.Argument(help="files to check")],
     check: Annotated[
@@ -469,7 +506,7 @@ def _describe_entry_point_object(obj: object) -> str:
     return text
 
 
-@app.command()
+@app.command(epilog="Exit codes: 0 stopped cleanly; 2 usage or configuration error.")
 def serve(
     source: Annotated[list[str], typer.Argument(help="landing folder(s) or s3:// prefix(es) to poll")],
     name: Annotated[str, typer.Option(help="deployment name")] = "aodncore",
@@ -482,8 +519,9 @@ def serve(
 ) -> None:
     """Serve deployments: scan the landing area every INTERVAL seconds, and ingest files announced by S3 events.
 
-    The ``ingest-file`` deployment runs on Prefect events named ``aodncore.s3.object.created`` whose payload has
-    the object's ``uri`` (see ``aodncore.prefect.triggers``). Stop with Ctrl-C.
+    The ingest-file deployment runs on Prefect events named aodncore.s3.object.created for objects under the
+    served s3:// prefixes (see aodncore.prefect.triggers); one scan runs at a time. Stop with Ctrl-C or SIGTERM:
+    the deployments are paused and their event triggers disabled, so no runs pile up while nobody serves them.
     """
     from aodncore.prefect.runtime import prepare_prefect_environment
 

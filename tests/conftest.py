@@ -108,3 +108,14 @@ def checks_in_process(monkeypatch):
     from aodncore.pipeline.steps import check
 
     monkeypatch.setattr(check, "check_limits", lambda config=None: CheckLimits(memory_bytes=0, timeout_seconds=0))
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real ``prefect server start`` on a free loopback port for the whole session (``tests/prefectserver.py``);
+    only for tests of deployment, state and event behaviour — the rest use ``prefect_harness``."""
+    from prefectserver import PrefectServer
+
+    server = PrefectServer().start()
+    yield server
+    server.close()

@@ -140,3 +140,21 @@ class ClassicStyleHandler(HandlerBase):
             handle.write("\n".join(sorted(f.name for f in self.file_collection)) + "\n")
         self.add_to_collection(product, publish_type=PipelineFilePublishType.UPLOAD_ONLY,
                                dest_path=f"CLASSIC/products/{self.file_basename}.summary.txt")
+
+
+#: :class:`CredentialCheckingHandler` expects these values (set in its process only, never passed to Prefect).
+EXPECTED_AWS_SECRET_ENV = "AODNCORE_TEST_EXPECTED_AWS_SECRET"
+EXPECTED_SMTP_PASSWORD_ENV = "AODNCORE_TEST_EXPECTED_SMTP_PASSWORD"
+
+
+class CredentialCheckingHandler(ImosGenericHandler):
+    """Fails with a system error unless the run got its credentials from the Prefect blocks: the AWS secret key in
+    the environment and the SMTP password in the config equal what the test expects (values never logged)."""
+
+    def process(self) -> None:
+        import os
+
+        aws_ok = os.environ.get("AWS_SECRET_ACCESS_KEY") == os.environ.get(EXPECTED_AWS_SECRET_ENV)
+        smtp_ok = self.config.pipeline_config["mail"].get("smtp_pass") == os.environ.get(EXPECTED_SMTP_PASSWORD_ENV)
+        if not (aws_ok and smtp_ok):
+            raise RuntimeError(f"credentials from blocks missing: aws={aws_ok} smtp={smtp_ok}")

@@ -130,9 +130,13 @@ def test_partial_entry_point_runs_through_the_flows(prefect_harness, tmp_path, m
     broken = "IMOS_SOOP-XBT_T_20160106T110100Z_PX02_FV01_ID-999999.nc"  # allowed name, not NetCDF: fails cf:1.6
     shutil.copy(IMOS_DIR / "not_a_netcdf_file.nc", landing / broken)
     base = tmp_path / "base"
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        outcomes = ingest_landing(str(landing), handler="SoopXbtHandler", base_dir=str(base), workers=2,
-                                  settle_seconds=0)
+    from aodncore.prefect.states import IngestRunFailed
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
+            pytest.raises(IngestRunFailed) as failed:  # a file failed: the run says so, and keeps the outcomes
+        ingest_landing(str(landing), handler="SoopXbtHandler", base_dir=str(base), workers=2,
+                       settle_seconds=0)
+    outcomes = failed.value.outcomes
     by_name = {outcome["name"]: outcome for outcome in outcomes}
     assert by_name[XBT_FILE]["status"] == "published", by_name[XBT_FILE]
     assert (base / "published/COMPAT/SOOP/XBT" / XBT_FILE).read_bytes() == (IMOS_DIR / XBT_FILE).read_bytes()

@@ -235,3 +235,22 @@ class TestWorkerApiUrl:
     def test_no_reachable_server_is_refused(self, client_url):
         with pytest.raises(DaskConfigurationError, match="PREFECT_API_URL"):
             resolve_worker_api_url(None, client_url, existing_cluster=False)
+
+
+def test_a_failed_file_on_dask_fails_the_run_and_keeps_every_outcome(prefect_harness, tmp_path):
+    from ingest_helpers import EXPLODE_MARKER, HANDLER_PREFIX
+
+    from aodncore.prefect.flows import ingest_landing
+
+    landing = tmp_path / "landing"
+    _land(landing, GOOD[:1])
+    doomed = f"IMOS_ANMN_{EXPLODE_MARKER}_20170201T000000Z_NRSDAR_FV01.nc"
+    shutil.copy(IMOS_DIR / GOOD[0], landing / doomed)
+
+    state = ingest_landing(str(landing), handler=f"{HANDLER_PREFIX}:SelectiveExplodingHandler",
+                           base_dir=str(tmp_path / "base"), workers=2, dask_address="local", return_state=True)
+
+    assert state.is_failed(), state
+    outcomes = {o["name"]: o for o in state.result(raise_on_failure=False)}
+    assert outcomes[GOOD[0]]["status"] == PUBLISHED
+    assert outcomes[doomed]["status"] == "failed" and "simulated system failure" in outcomes[doomed]["error"]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aodncore.ingest.ledger import IngestLedger
+from aodncore.ingest.record import INGEST_RECORD_URL_ENV, IngestRecord, SqliteIngestRecord, open_ingest_record
 from aodncore.ingest.runner import IngestSettings
 from aodncore.pipeline.exceptions import InvalidHandlerError
 from aodncore.pipeline.handlerref import handler_class_name, is_handler_factory
@@ -110,7 +110,11 @@ def apply_s3_endpoint(config: Any) -> str | None:
 
 
 def ingest_record_location(config: Any, base_dir: str | None = None) -> str:
-    """Where the ingest record lives: ``<base_dir>/ingest-record.sqlite`` (beside the default stores)."""
+    """Where the ingest record lives: ``AODNCORE_INGEST_RECORD_URL``, else ``global.ingest_record_url`` of the
+    config, else the SQLite file ``<base_dir>/ingest-record.sqlite`` (beside the default stores)."""
+    configured = os.environ.get(INGEST_RECORD_URL_ENV) or config.pipeline_config["global"].get("ingest_record_url")
+    if configured:
+        return configured
     tmp_dir = config.pipeline_config["global"].get("tmp_dir")
     root = Path(base_dir) if base_dir else Path(tmp_dir).parent if tmp_dir else Path.cwd()
     return str(root / LEDGER_FILE_NAME)
@@ -136,10 +140,17 @@ def planning_config(
     return config
 
 
-def open_existing_ledger(config: Any, base_dir: str | None = None) -> IngestLedger | None:
-    """The ingest record of this configuration if it exists (None: nothing was ingested yet); nothing created."""
+def open_existing_ledger(config: Any, base_dir: str | None = None) -> IngestRecord | None:
+    """The ingest record of this configuration if it exists (None: nothing was ingested yet); nothing created
+    locally (a PostgreSQL record is opened: its tables are created if missing, which changes no data)."""
     location = ingest_record_location(config, base_dir)
-    return IngestLedger(location, readonly=True) if os.path.isfile(location) else None
+    if "://" in location and not location.startswith("sqlite:"):
+        return open_ingest_record(location)
+    path = location.removeprefix("sqlite:///")
+    return SqliteIngestRecord(path, readonly=True) if os.path.isfile(path) else None
+def open_record(config: Any, base_dir: str | None = None, location: str | None = None) -> IngestRecord:
+    """The ingest record of this configuration (see :func:`ingest_record_location`)."""
+    return open_ingest_record(location or ingest_record_location(config, base_dir))
 
 
 def build_settings(
@@ -178,6 +189,6 @@ def build_settings(
         work_dir=work_dir,
         pipeline_name=handler_class_name(handler_class),
         delete_landing=delete_landing,
-        ledger=IngestLedger(ledger_path or _ledger_path(config, base_dir)),
+        ledger=open_record(config, base_dir, ledger_path),
         run_id=run_id,
     )

@@ -39,6 +39,8 @@ class FileOutcome:
 
     Every text field is for people: names are shown escaped (:func:`aodncore.ingest.names.shown`), so they are
     single lines without terminal controls; ``source`` is the landing URI (local names percent-encoded).
+    ``failed_checks`` names the checks that failed (compliance suites such as ``cf:1.6``, or the check type,
+    e.g. ``FORMAT_CHECK``), and ``handler`` the handler class that ran.
     """
 
     source: str
@@ -53,6 +55,8 @@ class FileOutcome:
     error_uri: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     note: str | None = None
+    failed_checks: list[str] = field(default_factory=list)
+    handler: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from aodncore.ingest.outcome import FAILED, FileOutcome
@@ -108,7 +107,7 @@ class ProcessIngestPool:
 
     def __init__(self, settings: IngestSettings, workers: int, log_level: int = logging.INFO) -> None:
         self.settings = settings
-        worker_settings = replace(settings, ledger=None)
+        worker_settings = settings.for_worker()
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=_mp_context(),

@@ -83,6 +83,8 @@ class IngestSettings:
     :param delete_landing: remove published/quarantined objects from the landing area
     :param ledger: the ingest record (optional)
     :param run_id: id of the surrounding run (e.g. the Prefect flow run)
+    :param outcome_hooks: called with ``(obj, outcome)`` for every finished object, in the process that records
+        outcomes (the flow process), e.g. to emit per-file Prefect events
     """
 
     handler_class: Callable[..., Any]
@@ -94,6 +96,11 @@ class IngestSettings:
     ledger: IngestLedger | None = None
     run_id: str | None = None
     log_name: str = "aodncore.ingest.handler"
+    outcome_hooks: tuple[Callable[[LandingObject, FileOutcome], None], ...] = ()
+
+    def for_worker(self) -> IngestSettings:
+        """A copy for a worker process: no ingest record and no hooks (the parent records and reports)."""
+        return replace(self, ledger=None, outcome_hooks=())
 
     @property
     def handler_name(self) -> str:
@@ -147,6 +154,22 @@ def _all_stored(rows: list[dict[str, Any]]) -> bool:
     return bool(storable) and all(row["stored"] for row in storable)
 
 
+def failed_check_names(handler: Any) -> list[str]:
+    """The checks that failed in a handler run: the compliance suites named in a failed file's check log (the
+    checker's report names its suite), else the file's check type (e.g. ``FORMAT_CHECK``)."""
+    suites = list((getattr(handler, "check_params", None) or {}).get("checks") or ())
+    names: dict[str, None] = {}
+    for pipeline_file in handler.file_collection or ():
+        result = pipeline_file.check_result
+        if result is None or result.compliant:
+            continue
+        lines = {str(line).strip() for line in result.log or ()}
+        found = [suite for suite in suites if suite in lines]
+        for name in found or [pipeline_file.check_type.name]:
+            names.setdefault(name, None)
+    return list(names)
+
+
 def outcome_from_handler(obj: LandingObject, handler: Any, status: str, upload_uri: str,
                          describe: Any = shown) -> FileOutcome:
     """Summarise a finished handler run as a :class:`FileOutcome` (``describe`` makes text fit to be read)."""
@@ -166,6 +189,8 @@ def outcome_from_handler(obj: LandingObject, handler: Any, status: str, upload_u
         archived=any(row["archived"] for row in rows),
         error=None if handler.error is None else describe(f"{type(handler.error).__name__}: {handler.error}"),
         files=rows,
+        failed_checks=failed_check_names(handler),
+        handler=type(handler).__name__,
     )
 
 
@@ -269,13 +294,19 @@ def _quarantine(obj: LandingObject, local_path: str, settings: IngestSettings, i
 
 
 def record_outcome(settings: IngestSettings, obj: LandingObject, outcome: FileOutcome) -> None:
-    """Parent-side bookkeeping of one finished object: write the ingest ledger (best effort), report progress."""
+    """Parent-side bookkeeping of one finished object: write the ingest ledger (best effort), report progress,
+    call the outcome hooks."""
     if settings.ledger is not None:
         try:
             settings.ledger.record(obj, outcome, run_id=settings.run_id)
         except Exception as error:  # noqa: BLE001 - the record is best effort; the outcome stands
             logger.error("could not record the outcome of %s in the ingest ledger: %s", obj.uri, error)
     progress.emit("done", outcome)
+    for hook in settings.outcome_hooks:
+        try:
+            hook(obj, outcome)
+        except Exception as error:  # noqa: BLE001 - reporting never changes the outcome
+            logger.warning("outcome hook %r failed for %s: %s", hook, obj.uri, error)
 
 
 def new_ingest_id() -> str:

@@ -47,6 +47,7 @@ _GLOBAL_SECTION = _section(
         "manifest_roots": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "archive_uri": _STRING,
         "error_uri": _STRING,
+        "ingest_record_url": _STRING,
         "optimised_uri": _STRING,
         "opendap_root": _STRING,
         "processing_dir": _STRING,

@@ -63,6 +63,7 @@ SFTP_KNOWN_HOSTS_ENV = "AODNCORE_SFTP_KNOWN_HOSTS"
 SFTP_KEY_FILE_ENV = "AODNCORE_SFTP_KEY_FILE"
 SFTP_USERNAME_ENV = "AODNCORE_SFTP_USERNAME"
 SFTP_PORT_ENV = "AODNCORE_SFTP_PORT"
+SFTP_PASSWORD_ENV = "AODNCORE_SFTP_PASSWORD"  # e.g. set by the Prefect flows from a Secret block
 
 _TRUE_STRINGS = {"1", "true", "yes", "on"}
 
@@ -566,7 +567,7 @@ class SftpStorageBroker(BaseStorageBroker):
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(self.server, port=self.port, username=self.username, key_filename=self.key_filename,
-                           timeout=self.timeout)
+                           password=os.environ.get(SFTP_PASSWORD_ENV) or None, timeout=self.timeout)
             self.sftp_client = client.open_sftp()
         except Exception:
             client.close()

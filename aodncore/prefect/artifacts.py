@@ -101,6 +101,10 @@ def failure_report_markdown(outcome: FileOutcome) -> str:
         f"* **source:** `{_cell(outcome.source)}`",
         f"* **check result:** {_cell(outcome.check_result)}",
     ]
+    if outcome.failed_checks:
+        lines.append(f"* **failed checks:** {', '.join(f'`{_cell(name)}`' for name in outcome.failed_checks)}")
+    if outcome.handler:
+        lines.append(f"* **handler:** {_cell(outcome.handler)}")
     if outcome.publish_type:
         lines.append(f"* **publish type:** {_cell(outcome.publish_type)}")
     if outcome.error_uri:

@@ -25,7 +25,6 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -183,7 +182,7 @@ def run_batches_on_dask(
         return []
     existing_cluster = address != LOCAL_CLUSTER
     api_url = _run_api_url(existing_cluster)
-    worker_settings = replace(settings, ledger=None)
+    worker_settings = settings.for_worker()
     results: dict[int, list[FileOutcome]] = {}
     with _task_runner(address, len(batches), api_url) as runner:
         client = runner.client  # connects, or starts the local cluster
@@ -203,7 +202,11 @@ def run_batches_on_dask(
             for done in as_completed([future.wrapped_future for future in futures], loop=client.loop):
                 index = index_of[done.key]
                 try:
-                    outcomes = list(futures[index].result())
+                    # a batch holding a failed file ends Failed but still carries every outcome
+                    result = futures[index].result(raise_on_failure=False)
+                    if isinstance(result, BaseException):
+                        raise result
+                    outcomes = list(result)
                 except Exception as error:  # noqa: BLE001 - e.g. KilledWorker: report the batch, lose nothing
                     logger.error("batch %d (%d object(s)) failed on Dask: %s: %s",
                                  index, len(batches[index]), type(error).__name__, error)

@@ -2,17 +2,25 @@
 
 Cost model (measured on 2 cores, see BENCHMARKS.md): a Prefect task run costs more than the whole classic
 per-file pipeline, so the flows never run a task per step per file. ``ingest_landing`` lists the landing area,
-drops what the ingest ledger says is already done, splits the rest into a few balanced batches (``workers`` on
-Dask, up to twice ``workers`` with the process pool so that no worker idles at the end) and runs one
-``ingest-batch`` task per batch. Per-file detail is in the logs and in the outcome table artifact.
+**claims** the objects in the ingest record (skipping content already ingested and objects another run is
+processing), splits the rest into a few balanced batches (``workers`` on Dask, up to twice ``workers`` with the
+process pool so that no worker idles at the end) and runs one ``ingest-batch`` task per batch. Per-file detail is
+in the logs, the outcome table artifact and one Prefect event per file (:mod:`aodncore.prefect.fileevents`).
 
-Where the batches run: by default on a thread pool, the files themselves in a ``ProcessIngestPool`` of worker
-processes (netCDF/HDF5 is not thread-safe); with ``dask_address`` on a Dask cluster through ``prefect-dask``, each
-batch processing its files one after the other in its single-threaded Dask worker (see
-:mod:`aodncore.prefect.daskrun`).
+What a user sees is true everywhere:
 
-Parameters are plain strings and numbers so that the flows can be deployed and triggered from the UI, the CLI
-or an S3 event.
+* the flow run (and each ``ingest-batch`` task run) ends **Failed** when a file failed, **Completed** named
+  ``Quarantined`` when files were only refused, **Completed** otherwise (:mod:`aodncore.prefect.states`);
+* the result — one JSON outcome dict per landing object — is persisted, so ``state.result()`` works from the API;
+* runs are named after their source and start time; artifact keys name the pipeline (handler).
+
+Exclusive processing: every object is claimed (owner = this run, lease renewed in the background) before it is
+processed and released when its outcome is recorded, so overlapping runs — a slow interval scan, duplicate S3
+events, workers on several machines sharing a PostgreSQL ingest record — never process one object at the same
+time; what another run holds is reported ``skipped`` ("in progress elsewhere").
+
+Parameters are plain strings and numbers so that the flows can be deployed and triggered from the UI, the CLI or
+an S3 event; secrets are refused as parameters (:mod:`aodncore.prefect.credentials`).
 """
 
 from __future__ import annotations
@@ -20,35 +28,71 @@ from __future__ import annotations
 import heapq
 import logging
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from aodncore.ingest import progress
 from aodncore.ingest.configure import build_settings
+from aodncore.ingest.names import shown
 from aodncore.ingest.outcome import FAILED, IGNORED, QUARANTINED, SKIPPED, WAITING, FileOutcome
 from aodncore.ingest.parallel import ProcessIngestPool
-from aodncore.ingest.plan import TODO, PlanItem, plan_landing, resolve_settle_seconds
+from aodncore.ingest.plan import ALREADY_INGESTED, TODO, PlanItem, plan_landing, resolve_settle_seconds
+from aodncore.ingest.record import IngestRecord, RecordWriter, new_owner_id
 from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folder
 from aodncore.ingest.scratch import run_scratch
 from aodncore.ingest.sources import LandingObject
 from aodncore.limits import LANDING_SETTLE_SECONDS
-from aodncore.prefect.artifacts import create_failure_report, create_outcome_table
+from aodncore.prefect.artifacts import create_failure_report, create_outcome_table, sanitise_key
+from aodncore.prefect.credentials import refuse_secrets_in_parameters, run_credentials
 from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
+from aodncore.prefect.fileevents import FileEventEmitter
 from aodncore.prefect.logbridge import forward_library_logs
+from aodncore.prefect.states import IngestRunFailed, final_state
 from aodncore.prefect.tasks import ingest_batch_task
 
-__all__ = ["MAX_FAILURE_REPORTS", "MAX_WORKERS", "ingest_file", "ingest_landing", "plan_batches"]
+__all__ = ["MAX_FAILURE_REPORTS", "MAX_WORKERS", "IngestFlow", "ingest_file", "ingest_landing", "plan_batches"]
 
 MAX_FAILURE_REPORTS = 20
 """At most this many markdown failure reports per run (the table lists every file)."""
 
 MAX_WORKERS = 16
 """At most this many batches (and worker processes) per run, except on an existing Dask cluster."""
+
+IN_PROGRESS_ELSEWHERE = "in progress elsewhere (claimed by another run)"
+
+
+class IngestFlow(Flow):
+    """A ``Flow`` that refuses secrets in its parameters *before* Prefect stores them with the flow run, and,
+    called directly, raises :class:`~aodncore.prefect.states.IngestRunFailed` (carrying every outcome) when the
+    run ended Failed because files failed."""
+
+    def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
+        state = super().__call__(*args, return_state=True, **kwargs)
+        if return_state:
+            return state
+        if state.is_failed():
+            result = state.result(raise_on_failure=False)
+            if isinstance(result, BaseException):
+                raise result
+            raise IngestRunFailed(state.message or "ingest failed", result)
+        return state.result()
+
+    def with_options(self, **options: Any) -> IngestFlow:  # type: ignore[override]
+        """Prefect's ``with_options``, keeping this class's behaviour."""
+        copy = super().with_options(**options)
+        copy.__class__ = IngestFlow
+        return copy  # type: ignore[return-value]
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        refuse_secrets_in_parameters(parameters)
+        return super().serialize_parameters(parameters)
 
 
 def plan_batches(objects: Sequence[LandingObject], batches: int) -> list[list[LandingObject]]:
@@ -69,6 +113,18 @@ def _flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
 
+def _run_name(kind: str) -> str:
+    """``<source> @ <UTC start time>`` from the run's parameters (the flow-run name Prefect shows)."""
+    from prefect.runtime import flow_run
+
+    source = flow_run.parameters.get("source")
+    sources = [source] if isinstance(source, str) else list(source or [])
+    where = sources[0] if sources else "?"
+    if len(sources) > 1:
+        where += f" (+{len(sources) - 1})"
+    return f"{kind} {where} @ {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
 def _publish_artifacts(outcomes: list[FileOutcome], key: str) -> None:
     if not outcomes:
         return
@@ -78,13 +134,40 @@ def _publish_artifacts(outcomes: list[FileOutcome], key: str) -> None:
         create_failure_report(outcome)
 
 
-def _the_one_item(source: str, items: list[PlanItem]) -> list[PlanItem]:
-    """The landing entry ``source`` names exactly; raises before anything is processed otherwise."""
+def _skipped(obj: LandingObject, note: str) -> FileOutcome:
+    return FileOutcome(source=shown(obj.uri), name=shown(obj.name), status=SKIPPED, note=note)
+
+
+def _the_one_item(source: str, items: Iterable[PlanItem]) -> list[PlanItem]:
+    """The landing entry ``source`` names exactly (an S3 listing is by prefix: ``s3://b/x.nc`` also lists
+    ``x.nc.gz``, which an event for ``x.nc`` must not ingest); empty when it is gone."""
+    try:
+        found = list(items)
+    except FileNotFoundError:  # a local file that is gone
+        return []
     if source.startswith("s3://"):
-        items = [item for item in items if item.uri == source]
-    if len(items) != 1:
-        raise ValueError(f"ingest_file expects exactly one landing object, found {len(items)} at {source!r}")
-    return items
+        found = [item for item in found if item.uri == source]
+    if len(found) > 1:
+        raise ValueError(f"ingest_file expects exactly one landing object, found {len(found)} at {source!r}")
+    return found
+
+
+def _gone_object_outcome(source: str, record: IngestRecord) -> FileOutcome:
+    """An event for an object no longer in the landing area: a no-op success if it was ingested or another run
+    has it; otherwise an error (nothing to ingest, and nothing says why)."""
+    if "://" not in source:  # a local path: the record knows it by its file:// URI
+        from pathlib import Path
+
+        source = Path(source).absolute().as_uri()
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    latest = record.latest(source)
+    if latest is not None and latest.done:
+        note = f"{ALREADY_INGESTED}: {latest.status}"
+    elif (claim := record.claim_of(source)) is not None and claim.expires_at > time.time():
+        note = IN_PROGRESS_ELSEWHERE
+    else:
+        raise ValueError(f"ingest_file: no landing object at {source!r}, and the ingest record has no ingest of it")
+    return FileOutcome(source=shown(source), name=shown(name), status=SKIPPED, note=note)
 
 
 def _ingest(
@@ -92,66 +175,89 @@ def _ingest(
     *,
     workers: int,
     skip_ingested: bool,
-    artifact_key: str,
+    artifact_kind: str,
     settings_options: dict[str, Any],
+    credentials: dict[str, str | None],
     settle_seconds: float | None = None,
     settle_wait: bool = False,
     single: bool = False,
     dask_address: str | None = None,
-) -> list[dict[str, Any]]:
-    settings = build_settings(run_id=_flow_run_id(), **settings_options)
-    try:
-        with run_scratch(settings.work_dir or tempfile.gettempdir()) as scratch:
-            settings = in_run_folder(settings, scratch.path)
-            settle = resolve_settle_seconds(settings.config, settle_seconds, LANDING_SETTLE_SECONDS.default)
-            items = plan_landing(sources, settle_seconds=settle, wait=settle_wait,
-                                 ledger=settings.ledger if skip_ingested else None)
-            if single:
-                items = iter(_the_one_item(sources[0], list(items)))
-            outcomes = _process(items, settings, workers=workers, dask_address=dask_address)
-    finally:
-        if settings.ledger is not None:
-            settings.ledger.close()  # every outcome is recorded by now (in this process)
-    _publish_artifacts(outcomes, artifact_key)
-    counts = {status: sum(1 for o in outcomes if o.status == status) for status in {o.status for o in outcomes}}
-    get_run_logger().info(
-        "ingest finished: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
-    )
-    return [outcome.to_dict() for outcome in outcomes]
+) -> list[FileOutcome]:
+    run_id = _flow_run_id()
+    with run_credentials(**credentials) as provided:
+        settings = build_settings(run_id=run_id, **settings_options)
+        if provided.smtp_password:
+            _set_smtp_password(settings, provided.smtp_password)
+        record = settings.ledger
+        assert record is not None
+        emitter = FileEventEmitter(settings.handler_name, run_id)
+        try:
+            with run_scratch(settings.work_dir or tempfile.gettempdir()) as scratch:
+                settings = in_run_folder(settings, scratch.path)
+                settle = resolve_settle_seconds(settings.config, settle_seconds, LANDING_SETTLE_SECONDS.default)
+                items: Iterable[PlanItem] = plan_landing(sources, settle_seconds=settle, wait=settle_wait,
+                                                         ledger=record if skip_ingested else None)
+                if single:
+                    items = _the_one_item(sources[0], items)
+                    if not items:
+                        outcome = _gone_object_outcome(sources[0], record)
+                        get_run_logger().info("%s: %s", outcome.name, outcome.note)
+                        return [outcome]
+                with RecordWriter(record, new_owner_id(run_id), run_id=run_id) as writer:
+                    settings.ledger = writer  # outcomes are written in batches, each releasing its claim
+                    settings.outcome_hooks = (*settings.outcome_hooks, emitter)
+                    outcomes = _process(items, settings, writer, skip_ingested=skip_ingested, workers=workers,
+                                        dask_address=dask_address)
+        finally:
+            emitter.close()
+            record.close()
+    _publish_artifacts(outcomes, sanitise_key(f"{artifact_kind}-{settings.handler_name}") or artifact_kind)
+    return outcomes
+
+
+def _set_smtp_password(settings: IngestSettings, password: str) -> None:
+    from aodncore.pipeline.defaultconfig import _freeze
+
+    merged = {section: dict(values) for section, values in settings.config.pipeline_config.items()}
+    merged.setdefault("mail", {})["smtp_pass"] = password
+    settings.config.__dict__["pipeline_config"] = _freeze(merged)
 
 
 def _process(
     items: Iterable[PlanItem],
     settings: IngestSettings,
+    writer: RecordWriter,
     *,
+    skip_ingested: bool,
     workers: int,
     dask_address: str | None,
 ) -> list[FileOutcome]:
-    """Act on the plan: skipped content leaves the landing area, the rest is processed here or on Dask."""
-    todo: list[LandingObject] = []
+    """Act on the plan: claim what is to do, drain skipped content from the landing area, process the claimed
+    objects here or on Dask; one outcome per landing entry."""
+    candidates: list[LandingObject] = []
     outcomes: list[FileOutcome] = []
     for item in items:
         if item.status == TODO:
             assert item.obj is not None
-            todo.append(item.obj)
+            candidates.append(item.obj)
         elif item.status == SKIPPED:
             assert item.obj is not None
             outcomes.append(dispose_skipped(item.obj, settings))
         else:
             outcomes.append(item.outcome())
+    # the plan looked the candidates up already; claiming checks again, after the claim, for a run that
+    # finished one of them meanwhile
+    claim = writer.claim(candidates, skip_done=skip_ingested, look_up_first=False)
+    outcomes += [dispose_skipped(obj, settings) for obj in claim.done]
+    outcomes += [_skipped(obj, IN_PROGRESS_ELSEWHERE) for obj in claim.elsewhere]
+    todo = claim.claimed
     counts = Counter(outcome.status for outcome in outcomes)
     get_run_logger().info(
-        "%d landing object(s) found, %d already ingested, %d waiting, %d ignored, %d unreadable, %d to process "
-        "with %d worker(s)%s (handler %s)",
-        len(todo) + len(outcomes),
-        counts[SKIPPED],
-        counts[WAITING],
-        counts[IGNORED],
-        counts[FAILED],
-        len(todo),
-        workers,
-        f" on Dask ({dask_address})" if dask_address else "",
-        settings.handler_name,
+        "%d landing object(s) found, %d already ingested, %d in progress elsewhere, %d waiting, %d ignored, "
+        "%d unreadable, %d to process with %d worker(s)%s (handler %s)",
+        len(todo) + len(outcomes), counts[SKIPPED] - len(claim.elsewhere), len(claim.elsewhere), counts[WAITING],
+        counts[IGNORED], counts[FAILED], len(todo), workers,
+        f" on Dask ({dask_address})" if dask_address else "", settings.handler_name,
     )
     progress.emit("planned", len(todo) + len(outcomes))
     for outcome in outcomes:
@@ -182,7 +288,7 @@ def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, worke
             for index, batch in enumerate(plan_batches(todo, batch_count))
         ]
         for future in futures:
-            outcomes.extend(future.result())
+            outcomes.extend(future.result(raise_on_failure=False))  # a Failed batch still returns its outcomes
     return outcomes
 
 
@@ -206,14 +312,34 @@ _SETTINGS_PARAMETERS = (
     "handler_params",
     "delete_landing",
 )
+_CREDENTIAL_PARAMETERS = ("aws_credentials_block", "sftp_password_secret", "smtp_password_secret")
 
 
-def _settings_options(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The flow parameters that describe the ingest settings (see ``build_settings``)."""
-    return {name: parameters[name] for name in _SETTINGS_PARAMETERS}
+def _options(parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(ingest settings options, credential block names) from the flow's parameters (see ``build_settings``)."""
+    refuse_secrets_in_parameters(parameters)  # also for runs created through the API (deployments, UI)
+    return ({name: parameters[name] for name in _SETTINGS_PARAMETERS},
+            {name: parameters[name] for name in _CREDENTIAL_PARAMETERS})
 
 
-@flow(name="ingest-landing", task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
+def _finish(outcomes: list[FileOutcome], what: str) -> Any:
+    data = [outcome.to_dict() for outcome in outcomes]
+    state = final_state([outcome.status for outcome in outcomes], data, what=what)
+    logger = get_run_logger()
+    logger.log(logging.ERROR if state.is_failed() else logging.INFO, "%s", state.message)
+    return state
+
+
+def ingest_flow(**options: Any) -> Any:
+    """Decorator making an :class:`IngestFlow` (the module path of the function is its deployment entry point)."""
+    return lambda fn: IngestFlow(fn, **{**_FLOW_OPTIONS, **options})
+
+
+_FLOW_OPTIONS: dict[str, Any] = {"log_prints": False, "persist_result": True, "result_serializer": "json"}
+
+
+@ingest_flow(name="ingest-landing", flow_run_name=lambda: _run_name("ingest-landing"),
+             task_runner=ThreadPoolTaskRunner(max_workers=16))
 def ingest_landing(
     source: str | list[str],
     handler: str | None = None,
@@ -230,14 +356,18 @@ def ingest_landing(
     dask_address: str | None = None,
     settle_seconds: float | None = None,
     settle_wait: bool = False,
+    aws_credentials_block: str | None = None,
+    sftp_password_secret: str | None = None,
+    smtp_password_secret: str | None = None,
 ) -> list[dict[str, Any]]:
     """Ingest every file under a folder or ``s3://bucket/prefix`` (or several), with bounded concurrency.
 
     Each landing object is published, or quarantined in the error store with a reason sidecar, and only then
     removed from the landing area; objects hit by system errors stay for a retry. Objects whose exact content
-    was already ingested are skipped (and removed from the landing area with ``delete_landing``). Returns one
-    outcome dict per landing entry, also for ``waiting`` (local files still being written), ``ignored`` and
-    unreadable ones (see :mod:`aodncore.ingest.plan`).
+    was already ingested are skipped (and removed from the landing area with ``delete_landing``); objects another
+    run is processing are skipped too ("in progress elsewhere") and left alone. Returns one outcome dict per
+    landing entry, also for ``waiting`` (local files still being written), ``ignored`` and unreadable ones (see
+    :mod:`aodncore.ingest.plan`); the run ends Failed if any file failed (see :mod:`aodncore.prefect.states`).
 
     ``settle_seconds``: how long a local file must be unchanged before it is taken (default: the config key
     ``limits.landing_settle_seconds``, else 30 s, :data:`aodncore.limits.LANDING_SETTLE_SECONDS`); with
@@ -248,25 +378,28 @@ def ingest_landing(
     on an existing Dask cluster). ``dask_address`` runs the batches on Dask: ``"local"`` starts a local cluster
     of ``workers`` single-threaded worker processes for the run, anything else is the address of an existing
     scheduler (``tcp://host:8786``) whose workers must run one thread each and use this run's
-    ``PREFECT_API_URL``.
+    ``PREFECT_API_URL``. ``aws_credentials_block``, ``sftp_password_secret`` and ``smtp_password_secret`` name
+    Prefect blocks holding credentials (:mod:`aodncore.prefect.credentials`).
     """
-    settings_options = _settings_options(locals())
+    settings_options, credentials = _options(locals())
     sources = [source] if isinstance(source, str) else list(source)
     dask_address = _dask_address(dask_address)
     with forward_library_logs("aodncore", logging.INFO):
-        return _ingest(
+        outcomes = _ingest(
             sources,
             workers=max(1, min(int(workers), _max_workers(dask_address))),
             dask_address=dask_address,
             skip_ingested=skip_ingested,
-            artifact_key="ingest-landing-outcomes",
+            artifact_kind="ingest-landing",
             settings_options=settings_options,
+            credentials=credentials,
             settle_seconds=settle_seconds,
             settle_wait=settle_wait,
         )
+        return _finish(outcomes, "ingest-landing")
 
 
-@flow(name="ingest-file", log_prints=False)
+@ingest_flow(name="ingest-file", flow_run_name=lambda: _run_name("ingest-file"))
 def ingest_file(
     source: str,
     handler: str | None = None,
@@ -280,21 +413,29 @@ def ingest_file(
     delete_landing: bool = True,
     skip_ingested: bool = True,
     settle_seconds: float | None = None,
+    aws_credentials_block: str | None = None,
+    sftp_password_secret: str | None = None,
+    smtp_password_secret: str | None = None,
 ) -> dict[str, Any]:
     """Ingest one landing object (a local path or ``s3://bucket/key``): published or quarantined, never lost.
 
-    A local file still being written (see ``ingest_landing``'s ``settle_seconds``) is ``waiting``."""
-    settings_options = _settings_options(locals())
+    An event for an object that was already ingested, or that another run is processing, is a no-op success
+    (outcome ``skipped``); a local file still being written (see ``ingest_landing``'s ``settle_seconds``) is
+    ``waiting``. The run ends Failed if the file failed.
+    """
+    settings_options, credentials = _options(locals())
     with forward_library_logs("aodncore", logging.INFO):
         outcomes = _ingest(
             [source],
             workers=1,
             skip_ingested=skip_ingested,
-            artifact_key="ingest-file-outcome",
+            artifact_kind="ingest-file",
             single=True,
             settings_options=settings_options,
+            credentials=credentials,
             settle_seconds=settle_seconds,
         )
-    if len(outcomes) != 1:
-        raise ValueError(f"ingest_file expects exactly one landing object, found {len(outcomes)} under {source!r}")
-    return outcomes[0]
+        state = _finish(outcomes, "ingest-file")
+        state.data = state.data[0]
+        return state
+

@@ -5,7 +5,9 @@ runners) so a flow can compose ``resolve → check → publish`` in any order, s
 Tasks that touch storage retry on transient storage errors; data errors (failed checks, bad files) never retry.
 
 Result caching is off for every task: inputs are live objects (collections, configs), and idempotency is
-provided by the ingest ledger rather than Prefect's cache.
+provided by the ingest record rather than Prefect's cache. Every step task is safe to retry (a flow retry, or the
+same flow run twice): ``resolve_task`` resolves into ``<output_dir>/<input name>.resolved/``, cleared first, and
+``publish_task`` does not store a file twice. Each logs one INFO line summarising what it did.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from aodncore.ingest.outcome import PUBLISHED, FileOutcome
+from aodncore.ingest.outcome import PUBLISHED
 from aodncore.ingest.runner import IngestSettings, ingest_object
 from aodncore.ingest.sources import LandingObject, list_landing
 from aodncore.pipeline import phases
@@ -26,6 +28,7 @@ from aodncore.pipeline.exceptions import PipelineProcessingError, StorageBrokerE
 from aodncore.pipeline.files import PipelineFileCollection
 from aodncore.pipeline.log import get_pipeline_logger
 from aodncore.prefect.logbridge import forward_library_logs
+from aodncore.prefect.states import final_state
 
 __all__ = [
     "check_task",
@@ -68,20 +71,33 @@ def resolve_task(
     addition_type: PipelineFilePublishType = PipelineFilePublishType.HARVEST_UPLOAD,
     deletion_type: PipelineFilePublishType = PipelineFilePublishType.DELETE_UNHARVEST,
 ) -> PipelineFileCollection:
-    """Resolve an input file (single file, gzip, zip or manifest) into a collection."""
+    """Resolve an input file (single file, gzip, zip or manifest) into a collection.
+
+    The files are written to ``<output_dir>/<input name>.resolved/``, which is emptied first, so a retry or a
+    second run of the same flow starts clean.
+    """
+    import os
+    import shutil
+
     from aodncore.util.misc import ensure_regex_list
 
-    return phases.resolve_files(
+    target = os.path.join(output_dir, os.path.basename(str(input_file).rstrip("/")) + ".resolved")
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(target)
+    logger = _logger()
+    collection = phases.resolve_files(
         input_file,
-        output_dir,
+        target,
         config=config,
-        logger=_logger(),
+        logger=logger,
         resolve_params=resolve_params,
         include_regexes=ensure_regex_list(include_regexes) if include_regexes else None,
         exclude_regexes=ensure_regex_list(exclude_regexes) if exclude_regexes else None,
         addition_type=addition_type,
         deletion_type=deletion_type,
     )
+    logger.info("resolve: %d file(s) from %s", len(collection), os.path.basename(str(input_file)))
+    return collection
 
 
 @task(name="check", **_TASK_OPTIONS)
@@ -89,7 +105,13 @@ def check_task(
     collection: PipelineFileCollection, config: Any, check_params: Mapping[str, Any] | None = None
 ) -> PipelineFileCollection:
     """Check every file of the collection (raises ``ComplianceCheckFailedError`` if any fails)."""
-    phases.check_files(collection, config=config, logger=_logger(), check_params=check_params)
+    logger = _logger()
+    try:
+        phases.check_files(collection, config=config, logger=logger, check_params=check_params)
+    finally:
+        results = [f.check_result for f in collection if f.check_result is not None]
+        failed = sum(1 for result in results if not result.compliant)
+        logger.info("check: %d file(s) checked, %d failed", len(results), failed)
     return collection
 
 
@@ -131,6 +153,8 @@ def publish_task(
             config=config,
             logger=logger,
         )
+    logger.info("publish: %d file(s) stored, %d archived, %d harvested", sum(1 for f in collection if f.is_stored),
+                sum(1 for f in collection if f.is_archived), sum(1 for f in collection if f.is_harvested))
     return collection
 
 
@@ -144,21 +168,29 @@ def notify_task(
     """Send notifications (e-mail, SNS) to ``recipients``; returns the ``NotifyList`` with per-recipient results."""
     from aodncore.pipeline.steps.notify import get_notify_runner
 
-    runner = get_notify_runner(dict(notification_data), config, _logger(), notify_params)
-    return runner.run(list(recipients)) if recipients else None
+    logger = _logger()
+    runner = get_notify_runner(dict(notification_data), config, logger, notify_params)
+    result = runner.run(list(recipients)) if recipients else None
+    logger.info("notify: %d recipient(s)", len(recipients))
+    return result
 
 
 @task(name="list-landing", retries=2, retry_delay_seconds=2, **_TASK_OPTIONS)
 def list_landing_task(source: str) -> list[LandingObject]:
     """Every object waiting in a landing folder, file or ``s3://`` prefix."""
-    return list(list_landing(source))
+    objects = list(list_landing(source))
+    get_run_logger().info("list-landing: %d object(s) in %s", len(objects), source)
+    return objects
 
 
 @task(name="ingest-batch", task_run_name="ingest-batch-{batch_label}", **_TASK_OPTIONS)
 def ingest_batch_task(
     objects: Sequence[LandingObject], settings: IngestSettings, batch_label: str = "0", pool: Any = None
-) -> list[FileOutcome]:
+) -> Any:
     """Ingest a batch of landing objects (each published or quarantined, never lost); one task run per batch.
+
+    Returns a state carrying the outcomes: Failed when a file failed, Completed (named ``Quarantined`` when files
+    were refused) otherwise — the same rule as the flows (:mod:`aodncore.prefect.states`).
 
     With a :class:`~aodncore.ingest.parallel.ProcessIngestPool` the files are processed in its worker processes
     (one at a time per batch) and their log records re-emitted here; without one, in this thread (on Dask: in
@@ -175,6 +207,6 @@ def ingest_batch_task(
                     level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else ""
                 )
             outcomes.append(outcome)
-        published = sum(1 for outcome in outcomes if outcome.status == PUBLISHED)
-        logger.info("batch %s: %d of %d landing object(s) published", batch_label, published, len(outcomes))
-        return outcomes
+        state = final_state([outcome.status for outcome in outcomes], outcomes, what=f"batch {batch_label}")
+        logger.log(logging.WARNING if state.is_failed() else logging.INFO, "%s", state.message)
+        return state
