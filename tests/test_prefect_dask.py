@@ -248,7 +248,8 @@ def test_a_failed_file_on_dask_fails_the_run_and_keeps_every_outcome(prefect_har
     shutil.copy(IMOS_DIR / GOOD[0], landing / doomed)
 
     state = ingest_landing(str(landing), handler=f"{HANDLER_PREFIX}:SelectiveExplodingHandler",
-                           base_dir=str(tmp_path / "base"), workers=2, dask_address="local", return_state=True)
+                           base_dir=str(tmp_path / "base"), workers=2, dask_address="local", settle_seconds=0,
+                           return_state=True)
 
     assert state.is_failed(), state
     outcomes = {o["name"]: o for o in state.result(raise_on_failure=False)}
