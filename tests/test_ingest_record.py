@@ -210,3 +210,22 @@ def test_writer_rescan_of_ingested_objects_claims_nothing(record):
         assert result.claimed == objects[20:]
         assert {c.source_uri for c in record.claims()} == {o.uri for o in objects[20:]}
     assert record.claims() == []  # released on close
+
+
+def test_claims_of_a_dead_process_on_this_host_are_taken_over_at_once(record):
+    """A claimer killed on this machine (SIGKILL: it never released anything) does not block its objects until
+    its lease expires; a claimer on another host does."""
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_owner = f"{socket.gethostname()}:{int(dead.stdout)}:crashed-run"
+    objects = [_obj(n) for n in range(3)]
+    assert record.claim_many(objects[:2], dead_owner).claimed == objects[:2]
+    assert record.claim_many(objects[2:], "other-host:1:run").claimed == objects[2:]
+
+    result = record.claim_many(objects, new_owner_id("next-run"))
+
+    assert result.claimed == objects[:2] and result.elsewhere == objects[2:]
+    assert {c.owner for c in record.claims()} == {new_owner_id("next-run"), "other-host:1:run"}

@@ -47,6 +47,7 @@ __all__ = [
     "new_ingest_id",
     "outcome_from_handler",
     "record_outcome",
+    "remove_dealt_with",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ class IngestSettings:
     :param run_id: id of the surrounding run (e.g. the Prefect flow run)
     :param outcome_hooks: called with ``(obj, outcome)`` for every finished object, in the process that records
         outcomes (the flow process), e.g. to emit per-file Prefect events
+    :param defer_landing_removal: leave removing published/quarantined objects to whoever records the outcomes,
+        after the record is written (the flows: so a crash in between leaves the object to be drained, never an
+        ingested object the record does not know)
     """
 
     handler_class: Callable[..., Any]
@@ -97,6 +101,7 @@ class IngestSettings:
     run_id: str | None = None
     log_name: str = "aodncore.ingest.handler"
     outcome_hooks: tuple[Callable[[LandingObject, FileOutcome], None], ...] = ()
+    defer_landing_removal: bool = False
 
     def for_worker(self) -> IngestSettings:
         """A copy for a worker process: no ingest record and no hooks (the parent records and reports)."""
@@ -410,8 +415,14 @@ def _quarantined(outcome: FileOutcome, obj: LandingObject, local_path: str, sett
 
 
 def _remove_landing(obj: LandingObject, outcome: FileOutcome, settings: IngestSettings) -> None:
-    if not settings.delete_landing:
+    if not settings.delete_landing or settings.defer_landing_removal:
         return
+    remove_dealt_with(obj, outcome)
+
+
+def remove_dealt_with(obj: LandingObject, outcome: FileOutcome) -> None:
+    """Remove a published or quarantined object from the landing area (if it still has the listed content); a
+    failure is logged, never raised."""
     try:
         remove_landing(obj)
     except Exception as error:  # noqa: BLE001 - published/quarantined already; report, don't lose the outcome

@@ -41,11 +41,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from aodncore.ingest import progress
 from aodncore.ingest.configure import build_settings
 from aodncore.ingest.names import shown
-from aodncore.ingest.outcome import FAILED, IGNORED, QUARANTINED, SKIPPED, WAITING, FileOutcome
+from aodncore.ingest.outcome import FAILED, IGNORED, PUBLISHED, QUARANTINED, SKIPPED, WAITING, FileOutcome
 from aodncore.ingest.parallel import ProcessIngestPool
 from aodncore.ingest.plan import ALREADY_INGESTED, TODO, PlanItem, plan_landing, resolve_settle_seconds
 from aodncore.ingest.record import IngestRecord, RecordWriter, new_owner_id
-from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folder
+from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folder, remove_dealt_with
 from aodncore.ingest.scratch import run_scratch
 from aodncore.ingest.sources import LandingObject
 from aodncore.limits import LANDING_SETTLE_SECONDS
@@ -203,8 +203,10 @@ def _ingest(
                         outcome = _gone_object_outcome(sources[0], record)
                         get_run_logger().info("%s: %s", outcome.name, outcome.note)
                         return [outcome]
-                with RecordWriter(record, new_owner_id(run_id), run_id=run_id) as writer:
+                with RecordWriter(record, new_owner_id(run_id), run_id=run_id,
+                                  after_commit=_landing_remover(settings)) as writer:
                     settings.ledger = writer  # outcomes are written in batches, each releasing its claim
+                    settings.defer_landing_removal = True  # ... and only then leave the landing area
                     settings.outcome_hooks = (*settings.outcome_hooks, emitter)
                     outcomes = _process(items, settings, writer, skip_ingested=skip_ingested, workers=workers,
                                         dask_address=dask_address)
@@ -213,6 +215,20 @@ def _ingest(
             record.close()
     _publish_artifacts(outcomes, sanitise_key(f"{artifact_kind}-{settings.handler_name}") or artifact_kind)
     return outcomes
+
+
+def _landing_remover(settings: IngestSettings) -> Any:
+    """After a batch of outcomes is recorded: remove its published and quarantined objects from the landing area
+    (a crash before that leaves them for the next run, which finds them ingested and drains them)."""
+    if not settings.delete_landing:
+        return None
+
+    def remove(items: list[tuple[LandingObject, FileOutcome]]) -> None:
+        for obj, outcome in items:
+            if outcome.status in (PUBLISHED, QUARANTINED):
+                remove_dealt_with(obj, outcome)
+
+    return remove
 
 
 def _set_smtp_password(settings: IngestSettings, password: str) -> None:

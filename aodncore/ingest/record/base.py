@@ -41,6 +41,7 @@ __all__ = [
     "IngestRecord",
     "LedgerEntry",
     "new_owner_id",
+    "owner_is_gone",
 ]
 
 CHUNK = 500
@@ -56,6 +57,22 @@ _COLUMNS = "source_uri, fingerprint, status, destination, error, error_uri, run_
 def new_owner_id(run_id: str | None = None) -> str:
     """A claimer id unique to this process and run: ``host:pid:run``."""
     return f"{socket.gethostname()}:{os.getpid()}:{run_id or uuid.uuid4().hex[:12]}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when ``owner`` (see :func:`new_owner_id`) was a process on this host that no longer exists, so its
+    claims can be taken over at once instead of when their lease expires (claimers elsewhere: lease only)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. EPERM: it exists
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -338,17 +355,10 @@ class IngestRecord(ABC):
             return result
         with self._write() as cursor:
             now = self._now(cursor)
-            won: set[str] = set()
-            for chunk in _chunks(unique):
-                values = [v for obj in chunk for v in (obj.uri, obj.fingerprint, owner, now, now + lease_seconds)]
-                cursor.execute(self._sql(
-                    "INSERT INTO ingest_claim (source_uri, fingerprint, owner, claimed_at, expires_at) "
-                    f"VALUES {self._marks(len(chunk), 5)} ON CONFLICT (source_uri) DO UPDATE SET "
-                    "fingerprint = excluded.fingerprint, owner = excluded.owner, claimed_at = excluded.claimed_at, "
-                    "expires_at = excluded.expires_at "
-                    "WHERE ingest_claim.expires_at < ? OR ingest_claim.owner = excluded.owner "
-                    "RETURNING source_uri"), [*values, now])
-                won.update(row[0] for row in cursor.fetchall())
+            won = self._upsert_claims(cursor, unique, owner, now, lease_seconds)
+            lost = [obj for obj in unique if obj.uri not in won]
+            if lost and self._drop_claims_of_gone_owners(cursor, lost):
+                won |= self._upsert_claims(cursor, lost, owner, now, lease_seconds)
             claimed = [obj for obj in unique if obj.uri in won]
             done_uris: set[str] = set()
             if skip_done and claimed:
@@ -365,6 +375,35 @@ class IngestRecord(ABC):
             else:
                 result.elsewhere.append(obj)
         return result
+
+    def _upsert_claims(self, cursor: Any, objects: Sequence[LandingObject], owner: str, now: float,
+                       lease_seconds: float) -> set[str]:
+        """Claim what is free, expired or already ours; returns the URIs won."""
+        won: set[str] = set()
+        for chunk in _chunks(objects):
+            values = [v for obj in chunk for v in (obj.uri, obj.fingerprint, owner, now, now + lease_seconds)]
+            cursor.execute(self._sql(
+                "INSERT INTO ingest_claim (source_uri, fingerprint, owner, claimed_at, expires_at) "
+                f"VALUES {self._marks(len(chunk), 5)} ON CONFLICT (source_uri) DO UPDATE SET "
+                "fingerprint = excluded.fingerprint, owner = excluded.owner, claimed_at = excluded.claimed_at, "
+                "expires_at = excluded.expires_at "
+                "WHERE ingest_claim.expires_at < ? OR ingest_claim.owner = excluded.owner "
+                "RETURNING source_uri"), [*values, now])
+            won.update(row[0] for row in cursor.fetchall())
+        return won
+
+    def _drop_claims_of_gone_owners(self, cursor: Any, objects: Sequence[LandingObject]) -> bool:
+        """Delete the claims on ``objects`` held by processes of this host that died (see :func:`owner_is_gone`);
+        True when there were any."""
+        owners: set[str] = set()
+        for chunk in _chunks([obj.uri for obj in objects]):
+            cursor.execute(self._sql(
+                f"SELECT DISTINCT owner FROM ingest_claim WHERE source_uri IN ({self._marks(len(chunk))})"), chunk)
+            owners.update(row[0] for row in cursor.fetchall())
+        gone = [name for name in owners if owner_is_gone(name)]
+        for name in gone:
+            cursor.execute(self._sql("DELETE FROM ingest_claim WHERE owner = ?"), (name,))
+        return bool(gone)
 
     def renew(self, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
         """Extend every claim of ``owner``; returns how many it holds."""

@@ -8,10 +8,11 @@ are retried (publishing is idempotent), never lost.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aodncore.ingest.outcome import FileOutcome
 from aodncore.ingest.sources import LandingObject
@@ -26,13 +27,17 @@ logger = logging.getLogger(__name__)
 class RecordWriter:
     """Batched, claim-aware access to an :class:`IngestRecord` for one run (``owner``).
 
+    ``after_commit`` is called with the outcomes of each batch once they are written (e.g. to remove the
+    published objects from the landing area only then).
+
     Duck-types the ``record(obj, outcome, run_id=None)`` method of the record, so it can stand in for it in
     ``IngestSettings.ledger``. Use as a context manager: leaving flushes everything and drops remaining claims.
     """
 
     def __init__(self, record: IngestRecord, owner: str, *, run_id: str | None = None,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS, flush_seconds: float = 0.5,
-                 batch_size: int = 200) -> None:
+                 batch_size: int = 200,
+                 after_commit: Callable[[list[tuple[LandingObject, FileOutcome]]], None] | None = None) -> None:
         self.record_store = record
         self.owner = owner
         self.run_id = run_id
@@ -44,6 +49,8 @@ class RecordWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._context = contextvars.copy_context()  # the background thread logs into the creator's (run) context
+        self.after_commit = after_commit
         self.flushes = 0
 
     # -- claims ------------------------------------------------------------------------------------------------
@@ -87,11 +94,17 @@ class RecordWriter:
             with self._lock:  # keep them for the next attempt
                 self._pending[:0] = items
             raise
+        if self.after_commit is not None:
+            try:
+                self.after_commit(items)
+            except Exception as error:  # noqa: BLE001 - the record stands; the next run drains what is left
+                logger.error("after writing %d outcome(s) to the ingest record: %s", len(items), error)
 
     # -- background thread -------------------------------------------------------------------------------------
     def _start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="aodncore-ingest-record", daemon=True)
+            self._thread = threading.Thread(target=self._context.run, args=(self._run,),
+                                            name="aodncore-ingest-record", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
