@@ -149,7 +149,8 @@ class ManifestPaths:
 
     def _check_under_roots(self, location: str, entry: str, path: str, what: str) -> None:
         if not any(_is_under(path, root) for root in self.roots):
-            raise self._refuse(location, entry, f"{what} '{path}', outside the allowed manifest roots "
+            where = "is" if what == "names" and path == entry else f"{what} '{path}',"
+            raise self._refuse(location, entry, f"{where} outside the allowed manifest roots "
                                                 f"[{self._roots_text()}] ({MANIFEST_ROOTS.key})")
 
     def _checked_real_path(self, location: str, entry: str, path: str) -> str:
