@@ -1,0 +1,140 @@
+"""Re-scanning a large S3 landing prefix: ``plan_landing`` against the raw boto3 listing, and its memory.
+
+The landing prefix holds ``--objects`` keys, every one already in the ingest record (the steady state of a
+landing area kept with ``--keep-landing``, or a scan racing the previous run). Measured in one run:
+
+* **raw** — ``list_objects_v2`` pages through boto3's paginator, nothing else: the baseline;
+* **plan** — ``aodncore.ingest.plan.plan_landing`` with the ingest record: listing, classification, batched
+  ingest-record look-ups, one ``skipped`` item per object (consumed and dropped, as a streaming consumer would);
+* **peak memory** of the plan (``tracemalloc``, a separate pass: tracing slows Python down) at ``--objects`` and at
+  half as many: flat memory means the two peaks are close.
+
+moto's S3 server runs in its own process, like a real endpoint. Usage::
+
+    .venv/bin/python benchmarks/bench_plan.py --objects 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+BUCKET = "bench-landing"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_moto() -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return server, f"http://127.0.0.1:{port}"
+        time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("moto server did not start")
+
+
+def _fill(client, prefix: str, count: int) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: client.put_object(Bucket=BUCKET, Key=f"{prefix}f{i:07d}.nc", Body=b"x"),
+                      range(count)))
+
+
+def _record_everything(record_path: Path, source: str) -> None:
+    """Mark every object under ``source`` as published in a fresh ingest record (one transaction)."""
+    from aodncore.ingest.ledger import IngestLedger
+    from aodncore.ingest.sources import list_landing
+
+    IngestLedger(record_path).close()  # schema
+    rows = [(obj.uri, obj.fingerprint, "published", "", None, None, None, time.time(), "{}")
+            for obj in list_landing(source)]
+    with sqlite3.connect(record_path) as connection:
+        connection.executemany(
+            "INSERT INTO ingest_record (source_uri, fingerprint, status, destination, error, error_uri, run_id, "
+            "recorded_at, outcome_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _raw(client, prefix: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    count = sum(len(page.get("Contents", []))
+                for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix))
+    return time.perf_counter() - start, count
+
+
+def _plan(source: str, ledger, trace: bool = False) -> tuple[float, int, int]:
+    from aodncore.ingest.plan import plan_landing
+
+    if trace:
+        tracemalloc.start()
+    start = time.perf_counter()
+    skipped = sum(1 for item in plan_landing(source, ledger=ledger) if item.status == "skipped")
+    elapsed = time.perf_counter() - start
+    peak = 0
+    if trace:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return elapsed, skipped, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    server, url = _start_moto()
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
+                      AWS_ENDPOINT_URL=url)
+    try:
+        import boto3
+
+        from aodncore.ingest.ledger import IngestLedger
+
+        client = boto3.client("s3", endpoint_url=url)
+        client.create_bucket(Bucket=BUCKET)
+        half = args.objects // 2
+        _fill(client, "full/", args.objects)
+        _fill(client, "half/", half)
+        with tempfile.TemporaryDirectory() as tmp:
+            record = Path(tmp) / "ingest-record.sqlite"
+            for prefix in ("full/", "half/"):
+                _record_everything(record, f"s3://{BUCKET}/{prefix}")
+            ledger = IngestLedger(record, readonly=True)
+            ratios = []
+            for _ in range(args.repeat):
+                raw, listed = _raw(client, "full/")
+                plan, skipped, _ = _plan(f"s3://{BUCKET}/full", ledger)
+                assert listed == skipped == args.objects, (listed, skipped)
+                ratios.append(plan / raw)
+                print(f"objects {listed}: raw listing {raw:.2f} s, plan {plan:.2f} s, ratio {plan / raw:.2f}")
+            _, _, peak_full = _plan(f"s3://{BUCKET}/full", ledger, trace=True)
+            _, _, peak_half = _plan(f"s3://{BUCKET}/half", ledger, trace=True)
+            ledger.close()
+        print(f"median ratio plan/raw: {statistics.median(ratios):.2f} (target <= 1.5)")
+        print(f"plan peak memory: {peak_half / 2**20:.1f} MiB at {half} objects, "
+              f"{peak_full / 2**20:.1f} MiB at {args.objects} objects")
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
