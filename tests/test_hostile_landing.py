@@ -860,3 +860,38 @@ def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_
             assert ledger.history((landing / name).as_uri())[-1].status == "published", name
     assert not list(work.glob("aodncore-run-*")), list(work.iterdir())
     assert [p for p in work.rglob("*")] == []
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_system_error_is_failed_and_its_lines_name_the_landing_source_not_the_working_copy(prefect_harness,
+                                                                                              tmp_path):
+    from ingest_helpers import EXPLODE_MARKER
+
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    name = f"IMOS_ANMN_{EXPLODE_MARKER}_20170201T000000Z_NRSDAR_FV01.nc"
+    landing.mkdir()
+    shutil.copy(IMOS_DIR / GOOD[0], landing / name)
+    collect = _Collect()
+    logging.getLogger("aodncore").addHandler(collect)
+    try:
+        run = run_cli("ingest", str(landing), "--base-dir", str(base), "--settle", "0",
+                      "--handler", "ingest_helpers:SelectiveExplodingHandler")
+    finally:
+        logging.getLogger("aodncore").removeHandler(collect)
+
+    assert run.code == 1
+    line = run.line(name)
+    assert line.startswith("failed ") and f"simulated system failure for {(landing / name).as_uri()}" in line
+    tracebacks = [m for m in collect.messages if "Traceback (most recent call last)" in m]
+    assert tracebacks and all(f"failure for {(landing / name).as_uri()}" in m for m in tracebacks)
+    for message in collect.messages:
+        assert "aodncore-run-" not in message and "/processing/" not in message, message
+    assert (landing / name).read_bytes() == _data(GOOD[0])  # kept for a retry

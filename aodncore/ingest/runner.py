@@ -17,8 +17,10 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -245,6 +247,14 @@ class _SourceLogger(PipelineLoggerAdapter):
             text = str(msg) % args if args else str(msg)
         except (TypeError, ValueError):
             text = f"{msg} {args!r}"
+        exc_info = kwargs.pop("exc_info", None)
+        if exc_info:  # the traceback names working paths too: describe it with the message
+            if exc_info is True:
+                exc_info = sys.exc_info()
+            elif isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            if exc_info[0] is not None:
+                text = f"{text}\n{''.join(traceback.format_exception(*exc_info)).rstrip()}"
         super().log(level, "%s", self._describe(text), **kwargs)
 
 
