@@ -506,6 +506,6 @@ def test_metadata_handler_updates_extents(geonetwork_url, caplog):
 
 
 def test_metadata_handler_without_extents_does_nothing():
-    handler = GeonetworkMetadataHandler(None, None, {}, None)
+    handler = GeonetworkMetadataHandler(None, None, metadata={}, logger=None)
     assert (handler.uuid, handler.spatial, handler.spatial_data, handler.xml_text) == (None, None, {}, None)
     handler.run()  # touches neither the database nor the session (both None)

@@ -111,7 +111,8 @@ class Geonetwork:
         requests = _requests()
         self.base_url = base_url
         self.session = requests.Session()
-        self.session.auth = (username, password)
+        credentials = (username, password)
+        self.session.auth = credentials  # a plain tuple: clients compare it
         self.session.verify = True
         self.session.headers.update({"Accept": "application/xml"})
         with geonetwork_exception_handler():
@@ -207,12 +208,13 @@ class GeonetworkMetadataHandler:
         if self.spatial is None and self.temporal is None and self.vertical is None:
             return
         self._logger.info("Collecting extent data for %s", self.uuid)
-        if self.spatial:
-            self.spatial_data = self._conn.get_spatial_extent(**self.spatial)
-        if self.temporal:
-            self.temporal_data = self._conn.get_temporal_extent(**self.temporal)
-        if self.vertical:
-            self.vertical_data = self._conn.get_vertical_extent(**self.vertical)
-        self.xml_text = self._session.get_record(self.uuid)
+        connection = self._conn
+        for kind, query in (("spatial", connection.get_spatial_extent), ("temporal", connection.get_temporal_extent),
+                            ("vertical", connection.get_vertical_extent)):
+            arguments = getattr(self, kind)
+            if arguments:
+                setattr(self, f"{kind}_data", query(**arguments))
+        record_xml = self._session.get_record(self.uuid)
+        self.xml_text = record_xml
         self._logger.info("Updating extent data for %s", self.uuid)
         self._session.update_record(_uuid=self.uuid, changes=self.build_api_payload())

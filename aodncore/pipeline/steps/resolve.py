@@ -95,7 +95,7 @@ def get_resolve_runner(input_file: str, output_dir: str, config: Any, logger: An
     archive_runners = {FileType.ZIP: ZipFileResolveRunner, FileType.GZIP: GzipFileResolveRunner}
     if kind in archive_runners:
         return archive_runners[kind](input_file, output_dir, config, logger, landing=landing)
-    return SingleFileResolveRunner(input_file, output_dir, config, logger)
+    return SingleFileResolveRunner(input_file, output_dir, config=config, logger=logger)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class _ArchiveResolveRunner(BaseResolveRunner):
 
     def __init__(self, input_file: str, output_dir: str, config: Any, logger: Any,
                  landing: LandingContext | None = None) -> None:
-        super().__init__(input_file, output_dir, config, logger)
+        super().__init__(input_file, output_dir, config=config, logger=logger)
         self.landing = landing
 
     @property
