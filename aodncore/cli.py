@@ -152,8 +152,10 @@ def ingest(
         list[str] | None, typer.Option("--check", help="compliance suite, e.g. cf:1.6 (repeatable)")
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=256, help="files processed in parallel (at most 16 unless --dask ADDRESS)")
-    ] = 4,
+        int | None,
+        typer.Option(min=1, max=256, help="files processed in parallel (at most 16 unless --dask ADDRESS; default: "
+                     "the cores available)"),
+    ] = None,
     keep_landing: Annotated[bool, typer.Option(help="do not remove ingested files from the landing area")] = False,
     reingest: Annotated[bool, typer.Option(help="process files even if the same content was ingested before")] = False,
     dask: Annotated[
@@ -207,7 +209,7 @@ def ingest(
 
     try:
         dask = (dask or "").strip() or None
-        if workers > 16 and dask in (None, "local"):
+        if workers is not None and workers > 16 and dask in (None, "local"):
             raise UsageError(f"--workers {workers}: at most 16 unless --dask names an existing cluster")
         if dask is not None:
             _check_dask_available()
@@ -515,7 +517,8 @@ def serve(
     config: Annotated[str | None, typer.Option("--config", help="pipeline config JSON file")] = None,
     base_dir: Annotated[str | None, typer.Option(help="base folder of the embedded default stores")] = "aodn-data",
     check: Annotated[list[str] | None, typer.Option("--check", help="compliance suite (repeatable)")] = None,
-    workers: Annotated[int, typer.Option(min=1, max=16)] = 4,
+    workers: Annotated[int | None, typer.Option(min=1, max=16, help="files processed in parallel (default: the "
+                                                "cores available where the runs execute)")] = None,
 ) -> None:
     """Serve deployments: scan the landing area every INTERVAL seconds, and ingest files announced by S3 events.
 

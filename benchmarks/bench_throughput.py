@@ -1,116 +1,164 @@
-"""Throughput of the classic sequential ``HandlerBase.run()`` against the ``ingest_landing`` Prefect flow.
+"""Throughput and CPU per file: the classic sequential ``HandlerBase.run()`` loop against the ``ingest_landing`` flow.
 
-All variants process the same real IMOS NetCDF files (``tests/data/imos/*.nc``, replicated under unique IMOS
+Every variant processes the same real IMOS NetCDF files (``tests/data/imos/*.nc``, replicated under unique IMOS
 names) with the embedded default handler (``ImosGenericHandler``: publish to a local store, archive the input):
 
-* ``classic``    — one ``HandlerBase.run()`` after the other in this process (each file is processed where it
-                   landed; log records at INFO go to a file) — the strict baseline;
-* ``celery``     — the same, but each file in a fresh forked worker process, as the classic Celery deployment ran
-                   it (``worker_max_tasks_per_child=1``, spec §12);
-* ``flow-local`` — ``ingest_landing`` on a landing folder (one flow run, fan-out over worker processes);
-* ``flow-s3``    — ``ingest_landing`` on an ``s3://`` landing prefix served by moto's ``ThreadedMotoServer``.
+* ``loop`` — one ``HandlerBase.run()`` after the other, in a separate clean process (no Prefect, no threads),
+  each file processed where it landed, log records at INFO to a file: the strict baseline. One untimed file
+  first, so that lazy imports and the checker's warm-up are not counted;
+* ``flow`` — ``ingest_landing`` on a landing folder, warm (the Prefect API already up, one flow run done), as the
+  CLI runs it: the API server started by :func:`aodncore.prefect.runtime.start_server_early`, no heartbeat,
+  ``--workers`` worker processes, every file listed, claimed, fetched, processed, recorded, its event emitted
+  and its landing copy removed, the table artifact written;
+* ``flow-s3`` (``--s3``) — the same from an ``s3://`` landing prefix (moto's server in its own process).
 
-Each is run with format checks only and with ``cf:1.6``. The Prefect API is warmed up first (one empty flow run);
-Prefect's fixed start-up on the embedded default (a fresh process running an empty ``ingest_landing``) is
-measured separately. Ratios are against ``classic`` measured in the same run; absolute numbers depend on the
-machine. Usage::
+Rounds interleave the variants (the order alternates) and the medians are reported, because the machine is
+shared. **CPU per file** is that of the whole tree: for the loop its process (and the capped-check children it
+forked); for the flow this process + its worker processes + the Prefect API server (read from ``/proc``, the
+server given time to finish writing what the run sent it), moto's S3 server excluded. Ratios: files/s of the flow
+over files/s of the loop, and CPU/file of the flow over CPU/file of the loop. Usage::
 
-    python benchmarks/bench_throughput.py                  # defaults: 200 files format-only, 60 files cf:1.6
-    python benchmarks/bench_throughput.py --files 400 --cf-files 100 --workers 2
+    python benchmarks/bench_throughput.py --files 300 --cf-files 40 --workers 2 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import proctree  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "imos"
+TARGETS = {"fmt": (1.5, 1.3), "cf": (1.9, None)}
 
 
-def make_files(target: Path, count: int) -> list[Path]:
+def make_files(target: Path, count: int, tag: str = "") -> list[Path]:
     """``count`` copies of the real NetCDF files, each under a unique IMOS-convention name."""
-    sources = sorted(p for p in DATA.glob("*.nc"))
+    sources = sorted(p for p in DATA.glob("*.nc") if p.stat().st_size > 1000)
     target.mkdir(parents=True, exist_ok=True)
     made = []
     for index in range(count):
         source = sources[index % len(sources)]
-        name = f"{source.stem}-bench{index:05d}.nc"
-        made.append(Path(shutil.copy(source, target / name)))
+        made.append(Path(shutil.copy(source, target / f"{source.stem}-bench{tag}{index:05d}.nc")))
     return made
 
 
-def run_classic(files: list[Path], base: Path, checks: list[str] | None) -> float:
+# -- the loop, in a clean child process ------------------------------------------------------------------------
+
+def loop_child(folder: str, base: str, checks: list[str] | None) -> None:
+    """Run the classic loop over the files of ``folder``; print wall and CPU seconds as JSON."""
+    import resource
+
     from aodncore.ingest.runner import RunContext
     from aodncore.pipeline.defaultconfig import default_config
+    from aodncore.pipeline.exceptions import PipelineProcessingError
     from aodncore.pipeline.imoshandler import ImosGenericHandler
     from aodncore.pipeline.log import get_pipeline_logger
 
     config = default_config(base)
-    log = logging.getLogger("aodncore.bench.classic")
-    handler_log = logging.FileHandler(base / "classic.log")
+    log = logging.getLogger("aodncore.bench.loop")
+    handler_log = logging.FileHandler(Path(base) / "loop.log")
     log.addHandler(handler_log)
     log.setLevel(logging.INFO)
     log.propagate = False
-    context = RunContext("bench", "classic", "classic", get_pipeline_logger("aodncore.bench.classic"))
+    context = RunContext("bench", "loop", "loop", get_pipeline_logger("aodncore.bench.loop"))
     kwargs = {"check_params": {"checks": checks}} if checks else {}
-    start = time.perf_counter()
+    files = sorted(Path(folder).iterdir())
+    warm, files = files[0], files[1:]
+    ImosGenericHandler(str(warm), config=config, celery_task=context, **kwargs).run()
+
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    cpu0, start = cpu(), time.perf_counter()
     for path in files:
         handler = ImosGenericHandler(str(path), config=config, celery_task=context, **kwargs)
         handler.run()
-    elapsed = time.perf_counter() - start
-    log.removeHandler(handler_log)
-    handler_log.close()
-    return elapsed
+        assert handler.error is None or isinstance(handler.error, PipelineProcessingError), handler.error
+    print(json.dumps({"n": len(files), "wall": time.perf_counter() - start, "cpu": cpu() - cpu0}))
 
 
-def _classic_child(path: str, base: str, checks: list[str] | None) -> None:
-    from aodncore.pipeline.defaultconfig import default_config
-    from aodncore.pipeline.imoshandler import ImosGenericHandler
-
-    kwargs = {"check_params": {"checks": checks}} if checks else {}
-    ImosGenericHandler(path, config=default_config(base), **kwargs).run()
-
-
-def run_classic_per_process(files: list[Path], base: Path, checks: list[str] | None) -> float:
-    """The classic Celery deployment: every file in a fresh worker process (``worker_max_tasks_per_child=1``).
-
-    Workers are forked from this process, which has already imported the pipeline, like Celery's prefork pool.
-    """
-    import multiprocessing
-
-    import aodncore.pipeline.handlerbase  # noqa: F401 - imported before forking, as Celery's parent does
-    import aodncore.pipeline.imoshandler  # noqa: F401
-    import aodncore.pipeline.steps.check  # noqa: F401
-
-    context = multiprocessing.get_context("fork")
-    logging.getLogger("aodncore").propagate = False
-    start = time.perf_counter()
-    for path in files:
-        child = context.Process(target=_classic_child, args=(str(path), str(base), checks))
-        child.start()
-        child.join()
-    return time.perf_counter() - start
+def run_loop(tmp: Path, tag: str, count: int, checks: list[str] | None) -> dict[str, float]:
+    folder = tmp / f"loop-src-{tag}"
+    shutil.rmtree(folder, ignore_errors=True)
+    make_files(folder, count + 1, tag)
+    base = tmp / f"loop-base-{tag}"
+    shutil.rmtree(base, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_ENDPOINT_URL"))}
+    result = subprocess.run(
+        [sys.executable, __file__, "--loop-child", str(folder), str(base), json.dumps(checks)],
+        capture_output=True, text=True, env=env, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_flow(source: str, base: Path, checks: list[str] | None, workers: int) -> tuple[float, int]:
-    """One ``ingest_landing`` run, as the CLI runs it (one-shot: no crash-detection heartbeat thread)."""
+# -- the flow, in this process ---------------------------------------------------------------------------------
+
+def _forkservers() -> list[int]:
+    """Worker-pool parents below this process: the multiprocessing fork server."""
+    found = []
+    for pid in proctree.children(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                command = stream.read()
+        except OSError:
+            continue
+        if b"forkserver" in command:
+            found.append(pid)
+    return found
+
+
+def run_flow(source: str, base: Path, checks: list[str] | None, workers: int, *, server_pid: int | None,
+             exclude: tuple[int, ...] = ()) -> dict[str, float]:
+    """One ``ingest_landing`` run as the CLI runs it; wall, whole-tree CPU and its parts."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from aodncore.prefect.flows import ingest_landing
 
-    start = time.perf_counter()
+    def parts() -> dict[str, float]:
+        server = proctree.subtree_cpu(server_pid) if server_pid else 0.0
+        workers_cpu = sum(proctree.subtree_cpu(pid) for pid in _forkservers())
+        total = proctree.tree_cpu(exclude=exclude)
+        own = proctree.process_cpu(os.getpid(), with_reaped=False)
+        return {"cpu": total, "server": server, "workers": workers_cpu, "flow": own}
+
+    before, start = parts(), time.perf_counter()
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        outcomes = ingest_landing(source, base_dir=str(base), checks=checks, workers=workers, settle_seconds=0)
-    elapsed = time.perf_counter() - start
-    return elapsed, len(outcomes)
+        state = ingest_landing(source, base_dir=str(base), checks=checks, workers=workers, settle_seconds=0,
+                               return_state=True)
+    _drain()
+    wall = time.perf_counter() - start
+    if server_pid:
+        proctree.wait_until_idle([server_pid])
+    after = parts()
+    outcomes = state.result(raise_on_failure=False)
+    bad = [o for o in outcomes if o["status"] not in ("published", "quarantined")]
+    assert not bad, bad[:3]
+    result = {key: after[key] - before[key] for key in after}
+    result["other"] = result["cpu"] - result["server"] - result["workers"] - result["flow"]
+    result.update(n=len(outcomes), wall=wall)
+    return result
+
+
+def _drain() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=30)
 
 
 def upload_landing(files: list[Path], bucket: str) -> str:
@@ -123,132 +171,128 @@ def upload_landing(files: list[Path], bucket: str) -> str:
     return f"s3://{bucket}/landing/"
 
 
-def _free_port() -> int:
-    import socket
-
+def _start_moto() -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+                return server, f"http://127.0.0.1:{port}"
         time.sleep(0.1)
-    raise RuntimeError(f"moto server did not start on port {port}")
+    raise RuntimeError("moto server did not start")
 
 
-def _timed_process(code: str) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "AWS_ENDPOINT_URL"))}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    return float(result.stdout.strip().splitlines()[-1])
-
-
-def measure_startup(tmp: Path) -> tuple[float, float]:
-    """Wall time of a fresh process running ``ingest_landing`` on an empty folder (embedded default), and of the
-    same process doing only the Prefect-free part (imports, configuration, listing); the difference is Prefect's
-    fixed start-up."""
-    empty = tmp / "empty-landing"
-    empty.mkdir(exist_ok=True)
-    with_prefect = (
-        "import time, sys; t0 = time.perf_counter()\n"
-        "from aodncore.prefect.runtime import start_server_early, wait_for_server\n"
-        "start_server_early()\n"
-        "from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings\n"
-        "from aodncore.prefect.flows import ingest_landing\n"
-        "wait_for_server()\n"
-        "with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):\n"
-        f"    ingest_landing({str(empty)!r}, base_dir={str(tmp / 'startup')!r})\n"
-        "print(time.perf_counter() - t0)\n"
-    )
-    without_prefect = (
-        "import time, sys; t0 = time.perf_counter()\n"
-        "from aodncore.ingest.configure import build_settings\n"
-        "from aodncore.ingest.sources import list_landing\n"
-        f"build_settings(base_dir={str(tmp / 'startup')!r}); list(list_landing({str(empty)!r}))\n"
-        "print(time.perf_counter() - t0)\n"
-    )
-    return _timed_process(with_prefect), _timed_process(without_prefect)
+def _median(rows: list[dict[str, float]], key: str) -> float:
+    return statistics.median(row[key] for row in rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=200, help="files for the format-checks-only runs")
-    parser.add_argument("--cf-files", type=int, default=60, help="files for the cf:1.6 runs")
+    parser.add_argument("--files", type=int, default=300, help="files per format-checks-only run")
+    parser.add_argument("--cf-files", type=int, default=40, help="files per cf:1.6 run (0: skip)")
     parser.add_argument("--workers", type=int, default=2, help="ingest_landing workers")
-    parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--s3", action="store_true", help="also ingest from an s3:// landing prefix (moto)")
+    parser.add_argument("--loop-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.loop_child:
+        folder, base, checks = args.loop_child
+        loop_child(folder, base, json.loads(checks))
+        return
+
+    # as the CLI does: the API server first (before Prefect is imported), records to the run log, not the console
+    from aodncore.prefect import runtime
+
+    runtime.start_server_early()
+    for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
+                                ("CONSOLE_TASK_RUNS", "CRITICAL")):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
+    library = logging.getLogger("aodncore")
+    library.setLevel(logging.INFO)
+    library.propagate = False
+    server_pid = runtime._early_server.pid if runtime._early_server is not None else None
 
     tmp = Path(tempfile.mkdtemp(prefix="aodncore-bench-"))
-    print(f"working in {tmp}; python {sys.version.split()[0]}; {os.cpu_count()} cores; workers={args.workers}")
+    print(f"working in {tmp}; python {sys.version.split()[0]}; {len(os.sched_getaffinity(0))} cores; "
+          f"workers={args.workers}; load {proctree.load_average()}")
+    moto = None
+    exclude: tuple[int, ...] = ()
+    if args.s3:
+        moto, url = _start_moto()
+        exclude = (moto.pid,)
+        os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                          AWS_DEFAULT_REGION="us-east-1")
+    runtime.wait_for_server()
+    warm = tmp / "warm"
+    make_files(warm, 2, "w")
+    run_flow(str(warm), tmp / "warm-base", None, args.workers, server_pid=server_pid, exclude=exclude)
 
-    for attempt in ("first", "second", "third"):
-        total, base = measure_startup(tmp)
-        print(f"fresh process, empty ingest_landing ({attempt}): {total:.2f} s; without Prefect {base:.2f} s; "
-              f"Prefect's fixed start-up {total - base:.2f} s")
-
-    from aodncore.prefect.runtime import prepare_prefect_environment
-
-    prepare_prefect_environment()
-    # as the CLI does: library records go to the Prefect run logs, not to this console
-    for handler_name in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
-        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", "WARNING")
-    logging.getLogger("aodncore").propagate = False
-
-    server = None
-    if not args.skip_s3:
-        # moto's S3 server in its own process, like a real S3 endpoint (not sharing this process's GIL)
-        port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="bench",
-                          AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
-        _wait_for_port(port)
-
-    # warm-up: start the API and run one empty flow so every variant pays the same (nothing)
-    (tmp / "warm").mkdir()
-    run_flow(str(tmp / "warm"), tmp / "warm-base", None, args.workers)
-
-    rows = []
-    for label, checks, count in (("format checks only", None, args.files), ("cf:1.6", ["cf:1.6"], args.cf_files)):
-        tag = "cf" if checks else "fmt"
-        files = make_files(tmp / f"src-{tag}", count)
-        classic = run_classic(files, tmp / f"classic-{tag}", checks)
-        celery = run_classic_per_process(make_files(tmp / f"src2-{tag}", count), tmp / f"celery-{tag}", checks)
-        landing = tmp / f"landing-{tag}"
-        make_files(landing, count)
-        local, n_local = run_flow(str(landing), tmp / f"flow-local-{tag}", checks, args.workers)
-        assert n_local == count, (n_local, count)
-        result = {"label": label, "n": count, "classic": classic, "celery": celery, "local": local}
-        if server is not None:
-            s3_source = upload_landing(files, f"bench-{tag}")
-            s3_time, n_s3 = run_flow(s3_source, tmp / f"flow-s3-{tag}", checks, args.workers)
-            assert n_s3 == count, (n_s3, count)
-            result["s3"] = s3_time
-        rows.append(result)
+    kinds = [("fmt", None, args.files)] + ([("cf", ["cf:1.6"], args.cf_files)] if args.cf_files else [])
+    results: dict[str, dict[str, list[dict[str, float]]]] = {tag: {} for tag, _, _ in kinds}
+    for round_index in range(args.rounds):
+        for tag, checks, count in kinds:
+            variants = ["loop", "flow"] + (["flow-s3"] if args.s3 else [])
+            if round_index % 2:
+                variants.reverse()
+            for variant in variants:
+                label = f"{tag}-{round_index}"
+                if variant == "loop":
+                    row = run_loop(tmp, label, count, checks)
+                else:
+                    base = tmp / f"{variant}-base-{label}"
+                    if variant == "flow":
+                        landing = tmp / f"landing-{label}"
+                        make_files(landing, count, label)
+                        source = str(landing)
+                    else:
+                        source = upload_landing(make_files(tmp / f"s3src-{label}", count, label), f"bench-{label}")
+                    row = run_flow(source, base, checks, args.workers, server_pid=server_pid, exclude=exclude)
+                    shutil.rmtree(base, ignore_errors=True)
+                results[tag].setdefault(variant, []).append(row)
+                detail = ""
+                if variant != "loop":
+                    detail = "  [ms/file: " + ", ".join(
+                        f"{part} {1000 * row[part] / row['n']:.2f}" for part in ("flow", "workers", "server", "other")
+                    ) + "]"
+                print(f"round {round_index} {tag:<3} {variant:<8} {row['n']:>5} files  {row['n'] / row['wall']:7.1f}"
+                      f" files/s  {1000 * row['cpu'] / row['n']:7.2f} ms CPU/file{detail}  load "
+                      f"{proctree.load_average()}", flush=True)
+            shutil.rmtree(tmp / f"loop-base-{tag}-{round_index}", ignore_errors=True)
 
     print()
-    print("files/s (ratio = rate / classic in-process rate; [celery] = ratio against the process-per-file baseline)")
-    print(f"{'checks':<20}{'files':>6}{'classic':>9}{'celery':>9}{'flow-local':>12}{'ratio':>7}{'[celery]':>9}"
-          f"{'flow-s3':>9}{'ratio':>7}{'[celery]':>9}")
-    for row in rows:
-        classic_rate = row["n"] / row["classic"]
-        celery_rate = row["n"] / row["celery"]
-        local_rate = row["n"] / row["local"]
-        line = (f"{row['label']:<20}{row['n']:>6}{classic_rate:>9.1f}{celery_rate:>9.1f}{local_rate:>12.1f}"
-                f"{local_rate / classic_rate:>7.2f}{local_rate / celery_rate:>9.2f}")
-        if "s3" in row:
-            s3_rate = row["n"] / row["s3"]
-            line += f"{s3_rate:>9.1f}{s3_rate / classic_rate:>7.2f}{s3_rate / celery_rate:>9.2f}"
-        print(line)
-    if server is not None:
-        server.terminate()
-        server.wait()
+    print(f"medians over {args.rounds} round(s); ratio = flow / loop")
+    print(f"{'checks':<6}{'variant':<9}{'files/s':>9}{'ratio':>7}{'CPU ms/file':>13}{'ratio':>7}   flow / workers / "
+          "server / other ms/file")
+    for tag, _, _ in kinds:
+        loop = results[tag]["loop"]
+        loop_rate = statistics.median(row["n"] / row["wall"] for row in loop)
+        loop_cpu = statistics.median(1000 * row["cpu"] / row["n"] for row in loop)
+        print(f"{tag:<6}{'loop':<9}{loop_rate:>9.1f}{'':>7}{loop_cpu:>13.2f}")
+        for variant, rows in results[tag].items():
+            if variant == "loop":
+                continue
+            rate = statistics.median(row["n"] / row["wall"] for row in rows)
+            cpu = statistics.median(1000 * row["cpu"] / row["n"] for row in rows)
+            parts = " / ".join(f"{statistics.median(1000 * r[p] / r['n'] for r in rows):.2f}"
+                               for p in ("flow", "workers", "server", "other"))
+            print(f"{tag:<6}{variant:<9}{rate:>9.1f}{rate / loop_rate:>7.2f}{cpu:>13.2f}{cpu / loop_cpu:>7.2f}"
+                  f"   {parts}")
+        rate_target, cpu_target = TARGETS[tag]
+        flow = results[tag]["flow"]
+        rate_ratio = statistics.median(row["n"] / row["wall"] for row in flow) / loop_rate
+        cpu_ratio = statistics.median(1000 * row["cpu"] / row["n"] for row in flow) / loop_cpu
+        verdict = f"files/s ratio {rate_ratio:.2f} (target >= {rate_target})"
+        if cpu_target:
+            verdict += f", CPU/file ratio {cpu_ratio:.2f} (target <= {cpu_target})"
+        print(f"{tag}: {verdict}")
+    print(f"load at the end: {proctree.load_average()}")
+    if moto is not None:
+        moto.terminate()
+        moto.wait()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

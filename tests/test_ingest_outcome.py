@@ -67,3 +67,16 @@ def test_from_dict_names_missing_fields_and_ignores_unknown():
     outcome = FileOutcome.from_dict({"source": "file:///x", "name": "x", "status": SKIPPED, "future_field": 1})
     assert outcome.status == SKIPPED and outcome.ok
     assert not _outcome(status=FAILED).ok
+
+
+def test_to_dict_equals_asdict_and_shares_no_mutable_state():
+    from dataclasses import asdict
+
+    outcome = _outcome(failed_checks=["cf:1.6"], note="a note", handler="ImosGenericHandler")
+    data = outcome.to_dict()
+    assert data == asdict(outcome)
+    assert list(data) == list(asdict(outcome))  # same keys, same order
+    data["files"][0]["name"] = "changed"
+    data["failed_checks"].append("imos:1.4")
+    assert outcome.files[0]["name"] == "a b.nc"
+    assert outcome.failed_checks == ["cf:1.6"]

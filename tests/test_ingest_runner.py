@@ -213,3 +213,21 @@ def test_process_pool_workers_see_the_callers_current_environment(tmp_path, base
         outcome = pool.ingest(obj)
     assert outcome.status == FAILED
     assert f"{ENV_MARKER}=set-later" in outcome.error
+
+
+@pytest.mark.parametrize("scratch", ["/run/folder/o-abc", "/elsewhere/o-abc"])
+def test_shared_working_path_pattern_matches_what_a_per_object_pattern_matches(scratch):
+    """The working-path regex is compiled once per run; it must rewrite text exactly as a pattern built from the
+    object's own scratch folder and the roots does."""
+    import re
+
+    from aodncore.ingest.runner import _working_paths_pattern
+
+    roots = ("/run/folder", "/tmp/config-tmp")
+    text = (f"failed on {scratch}/input/a b.nc and '{scratch}/x.nc' in /run/folder/other/y.nc, "
+            "kept /tmp/config-tmp/z.nc, left /run/folderish/w.nc and /elsewhere/o-abcd/v.nc alone")
+    per_object = re.compile("|".join(re.escape(f.rstrip("/")) + r"/[^\s'\"]*" for f in (scratch, *roots)))
+    shared = _working_paths_pattern(scratch, roots)
+    assert [m.span() for m in shared.finditer(text)] == [m.span() for m in per_object.finditer(text)]
+    assert shared.sub("<P>", text) == per_object.sub("<P>", text)
+    assert _working_paths_pattern(scratch, roots) is shared or scratch.startswith("/elsewhere")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["FAILED", "IGNORED", "PUBLISHED", "QUARANTINED", "SKIPPED", "STATUSES", "WAITING", "FileOutcome"]
@@ -96,8 +96,12 @@ class FileOutcome:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict holding every field."""
-        return asdict(self)
+        """A JSON-serialisable dict holding every field (the same as ``dataclasses.asdict``, several times faster:
+        it is called a few times for every file of a run)."""
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        data["files"] = [dict(row) for row in self.files]
+        data["failed_checks"] = list(self.failed_checks)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileOutcome:
@@ -107,3 +111,6 @@ class FileOutcome:
         if missing:
             raise ValueError(f"FileOutcome.from_dict: missing {', '.join(sorted(missing))}")
         return cls(**{key: value for key, value in data.items() if key in known})
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(FileOutcome))

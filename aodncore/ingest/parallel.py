@@ -4,7 +4,9 @@ Why processes: the netCDF-C/HDF5 libraries bundled with ``netCDF4`` are not thre
 the interpreter), and compliance checking is CPU-bound Python, so threads would not run it in parallel anyway.
 Each worker process handles one file at a time; the caller's thread re-emits the worker's log records through
 the normal ``logging`` machinery, so they reach whatever handlers are attached there (e.g. the Prefect run
-log), and records the outcome in the ingest ledger.
+log), and records the outcome in the ingest ledger. A file's lines come back as *one* record (every line in it):
+each record shipped to Prefect costs the flow process and the Prefect server about a millisecond, more than
+the handler spends writing it (``benchmarks/bench_throughput.py``).
 
 Workers are started with the ``forkserver`` method (safe with the caller's threads) and pre-import the pipeline,
 so a new worker costs a fork, not a fresh interpreter. The fork server keeps the environment of the moment it was
@@ -24,7 +26,7 @@ from aodncore.ingest.outcome import FAILED, FileOutcome
 from aodncore.ingest.runner import IngestSettings, ingest_object, record_outcome
 from aodncore.ingest.sources import LandingObject
 
-__all__ = ["ProcessIngestPool"]
+__all__ = ["ProcessIngestPool", "available_cores", "combine_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ PRELOAD_MODULES = [
 ]
 
 _worker_settings: IngestSettings | None = None
+_combine_logs = True
 _context_lock = threading.Lock()
 _context: Any = None
 
@@ -64,8 +67,51 @@ class _RecordCollector(logging.Handler):
             self.handleError(record)
 
 
-def _init_worker(settings: IngestSettings, level: int, environ: dict[str, str] | None = None) -> None:
-    global _worker_settings
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a container's CPU set): the default number
+    of worker processes."""
+    counter = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if counter is not None:
+        return max(1, counter() or 1)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def combine_records(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    """One record for everything a worker logged about one landing object (at most one record is returned).
+
+    Each record shipped to the Prefect API costs the flow process and the server far more than the line itself,
+    so a file's lines travel as one record: the first record with the highest level carries them all, one per
+    line, in order; a line names its level when that is not the record's own, and its logger when that is not
+    the first record's. Tracebacks stay with their line.
+    """
+    if len(records) <= 1:
+        return records
+    first = records[0]
+    top = max(records, key=lambda record: record.levelno)
+    lines = []
+    for index, record in enumerate(records):
+        prefix = "" if record.levelno == top.levelno else f"{record.levelname}: "
+        if record.name != first.name:
+            prefix += f"[{record.name}] "
+        text = ("  " if index else "") + prefix + str(record.msg)
+        if record.exc_text:
+            text += "\n" + record.exc_text
+        lines.append(text)
+    combined = logging.makeLogRecord(dict(first.__dict__))
+    combined.levelno, combined.levelname = top.levelno, top.levelname
+    combined.msg, combined.args = "\n".join(lines), None
+    combined.exc_text = None
+    combined.aodncore_lines = len(records)
+    return [combined]
+
+
+def _init_worker(settings: IngestSettings, level: int, environ: dict[str, str] | None = None,
+                 combine_logs: bool = True) -> None:
+    global _worker_settings, _combine_logs
+    _combine_logs = combine_logs
     if environ is not None:
         # the forkserver was started with the environment of its first use; the caller's may have changed since
         # (credentials, AWS_ENDPOINT_URL, ...), and the worker must see what the caller sees now
@@ -86,7 +132,8 @@ def _ingest_in_worker(obj: LandingObject) -> tuple[dict[str, Any], list[logging.
         outcome = ingest_object(obj, _worker_settings)
     finally:
         library_logger.removeHandler(collector)
-    return outcome.to_dict(), collector.records
+    records = combine_records(collector.records) if _combine_logs else collector.records
+    return outcome.to_dict(), records
 
 
 def _mp_context() -> Any:
@@ -102,17 +149,19 @@ class ProcessIngestPool:
     """A pool of worker processes ingesting landing objects with fixed settings.
 
     Use as a context manager. :meth:`ingest` blocks the calling thread until the object is done, re-emits the
-    worker's log records in the calling thread, records the outcome in the ledger and reports progress.
+    worker's log records in the calling thread (one record per object, see :func:`combine_records`, unless
+    ``combine_logs`` is False), records the outcome in the ledger and reports progress.
     """
 
-    def __init__(self, settings: IngestSettings, workers: int, log_level: int = logging.INFO) -> None:
+    def __init__(self, settings: IngestSettings, workers: int, log_level: int = logging.INFO, *,
+                 combine_logs: bool = True) -> None:
         self.settings = settings
         worker_settings = settings.for_worker()
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=_mp_context(),
             initializer=_init_worker,
-            initargs=(worker_settings, log_level, dict(os.environ)),
+            initargs=(worker_settings, log_level, dict(os.environ), combine_logs),
         )
 
     def __enter__(self) -> ProcessIngestPool:

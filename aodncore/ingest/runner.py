@@ -13,6 +13,7 @@ This is the per-file unit of work of the Prefect flows (and usable without Prefe
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -201,6 +202,26 @@ def outcome_from_handler(obj: LandingObject, handler: Any, status: str, upload_u
     )
 
 
+def _working_paths_pattern(scratch: str, roots: tuple[str, ...]) -> re.Pattern[str]:
+    """The regex matching working paths under ``scratch`` or one of ``roots``.
+
+    A scratch folder inside one of the roots (the usual case: every object's folder lies in the run folder) is
+    matched by that root's alternative — the same span — so the pattern, compiled once per set of roots, is
+    shared by every object of a run instead of being compiled for each.
+    """
+    inside = any(_is_within(scratch, root) for root in roots)
+    return _compiled_paths(roots if inside else (scratch, *roots))
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_paths(folders: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(folder.rstrip("/")) + r"/[^\s'\"]*" for folder in folders))
+
+
 class _Describer:
     """Rewrites text about one object for people: working paths become the landing source (or the member's
     name), the raw name is shown escaped, undecodable bytes become ``\\xNN``."""
@@ -209,8 +230,7 @@ class _Describer:
         self.source = shown(obj.uri)
         self.exact: list[str] = []
         self.name = obj.name
-        folders = [scratch, *(root for root in roots if root)]
-        self._paths = re.compile("|".join(re.escape(folder.rstrip("/")) + r"/[^\s'\"]*" for folder in folders))
+        self._paths = _working_paths_pattern(scratch, tuple(root for root in roots if root))
 
     def add_copy(self, path: str) -> None:
         """``path`` is a working copy of the landing object itself: name the source instead."""

@@ -47,7 +47,7 @@ def build_deployments(
     name: str = "aodncore",
     interval: int = 300,
     parameters: Mapping[str, Any] | None = None,
-    workers: int = 4,
+    workers: int | None = None,
     module_entrypoint: bool = False,
 ) -> list[Any]:
     """The two deployments: ``ingest-landing/<name>`` on an interval (one scan at a time) and

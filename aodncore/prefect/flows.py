@@ -37,12 +37,13 @@ from typing import Any
 
 from prefect import Flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from aodncore.ingest import progress
 from aodncore.ingest.configure import build_settings
 from aodncore.ingest.names import shown
 from aodncore.ingest.outcome import FAILED, IGNORED, PUBLISHED, QUARANTINED, SKIPPED, WAITING, FileOutcome
-from aodncore.ingest.parallel import ProcessIngestPool
+from aodncore.ingest.parallel import ProcessIngestPool, available_cores
 from aodncore.ingest.plan import ALREADY_INGESTED, TODO, PlanItem, plan_landing, resolve_settle_seconds
 from aodncore.ingest.record import IngestRecord, RecordWriter, new_owner_id
 from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folder, remove_dealt_with
@@ -299,8 +300,10 @@ def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, worke
         if len(todo) > 1 and workers > 1:
             pool = stack.enter_context(ProcessIngestPool(settings, workers=min(workers, len(todo))))
             batch_count = min(MAX_WORKERS, 2 * workers)
+        # quote(): Prefect would otherwise walk every object of the batch and the settings (twice per task run)
+        # looking for futures to wait for; there are none
         futures = [
-            ingest_batch_task.submit(batch, settings, batch_label=str(index), pool=pool)
+            ingest_batch_task.submit(quote(batch), quote(settings), batch_label=str(index), pool=quote(pool))
             for index, batch in enumerate(plan_batches(todo, batch_count))
         ]
         for future in futures:
@@ -366,7 +369,7 @@ def ingest_landing(
     error_uri: str | None = None,
     checks: list[str] | None = None,
     handler_params: dict[str, Any] | None = None,
-    workers: int = 4,
+    workers: int | None = None,
     delete_landing: bool = True,
     skip_ingested: bool = True,
     dask_address: str | None = None,
@@ -391,7 +394,8 @@ def ingest_landing(
     run.
 
     ``workers`` is the number of files processed in parallel, in as many worker processes (at most 16, or 256
-    on an existing Dask cluster). ``dask_address`` runs the batches on Dask: ``"local"`` starts a local cluster
+    on an existing Dask cluster; default: the cores available to the process running the flow).
+    ``dask_address`` runs the batches on Dask: ``"local"`` starts a local cluster
     of ``workers`` single-threaded worker processes for the run, anything else is the address of an existing
     scheduler (``tcp://host:8786``) whose workers must run one thread each and use this run's
     ``PREFECT_API_URL``. ``aws_credentials_block``, ``sftp_password_secret`` and ``smtp_password_secret`` name
@@ -403,7 +407,7 @@ def ingest_landing(
     with forward_library_logs("aodncore", logging.INFO):
         outcomes = _ingest(
             sources,
-            workers=max(1, min(int(workers), _max_workers(dask_address))),
+            workers=max(1, min(int(workers or available_cores()), _max_workers(dask_address))),
             dask_address=dask_address,
             skip_ingested=skip_ingested,
             artifact_kind="ingest-landing",
