@@ -130,25 +130,24 @@ def test_partial_entry_point_runs_through_the_flows(prefect_harness, tmp_path, m
     broken = "IMOS_SOOP-XBT_T_20160106T110100Z_PX02_FV01_ID-999999.nc"  # allowed name, not NetCDF: fails cf:1.6
     shutil.copy(IMOS_DIR / "not_a_netcdf_file.nc", landing / broken)
     base = tmp_path / "base"
-    from aodncore.prefect.states import IngestRunFailed
-
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), \
-            pytest.raises(IngestRunFailed) as failed:  # a file failed: the run says so, and keeps the outcomes
-        ingest_landing(str(landing), handler="SoopXbtHandler", base_dir=str(base), workers=2,
-                       settle_seconds=0)
-    outcomes = failed.value.outcomes
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        state = ingest_landing(str(landing), handler="SoopXbtHandler", base_dir=str(base), workers=2,
+                               settle_seconds=0, return_state=True)
+    assert state.is_completed() and state.name == "Quarantined", state  # refused files, none failed
+    outcomes = state.result()
     by_name = {outcome["name"]: outcome for outcome in outcomes}
     assert by_name[XBT_FILE]["status"] == "published", by_name[XBT_FILE]
     assert (base / "published/COMPAT/SOOP/XBT" / XBT_FILE).read_bytes() == (IMOS_DIR / XBT_FILE).read_bytes()
     assert (base / "archive/COMPAT/ARCHIVE/XBT" / XBT_FILE).is_file()
-    # a name the preset regexes refuse is a system error (InvalidInputFileError): kept in the landing area
-    assert by_name[OTHER_FILE]["status"] == "failed"
+    # a name the preset regexes refuse (classic system error InvalidInputFileError) is about the input: quarantined
+    assert by_name[OTHER_FILE]["status"] == "quarantined"
     assert "allowed_regexes" in by_name[OTHER_FILE]["error"]
-    assert (landing / OTHER_FILE).exists()
+    assert not (landing / OTHER_FILE).exists()
     # the preset check_params refuse the broken file: quarantined in the folder named by the wrapped class
     assert by_name[broken]["status"] == "quarantined"
-    [reason_file] = (base / "error" / "SoopHandler").glob("*/*.reason.json")
-    assert json.loads(reason_file.read_text())["error_class"] == "ComplianceCheckFailedError"
+    reasons = {json.loads(path.read_text())["name"]: json.loads(path.read_text())["error_class"]
+               for path in (base / "error" / "SoopHandler").glob("*/*.reason.json")}
+    assert reasons == {broken: "ComplianceCheckFailedError", OTHER_FILE: "InvalidInputFileError"}
 
 
 def test_copied_to_landing_through_flow_handler_params(prefect_harness, tmp_path):

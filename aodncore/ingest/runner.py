@@ -4,8 +4,9 @@ This is the per-file unit of work of the Prefect flows (and usable without Prefe
 
 1. the object is copied (or downloaded) into a private working folder — the landing object stays untouched;
 2. the handler class runs on that copy (``HandlerBase.run()``: resolve, check, publish, notify);
-3. success → ``published``; a data error (``PipelineProcessingError``) → the original content and a reason
-   sidecar go to the error store → ``quarantined``; any other error → ``failed``;
+3. success → ``published``; an error saying the input is bad (:mod:`aodncore.ingest.classify`: processing errors
+   and classic input errors such as ``allowed_regexes`` refusals) → the original content and a reason sidecar go to
+   the error store → ``quarantined``; any other error (storage, configuration, a crash) → ``failed``;
 4. only a ``published`` or safely ``quarantined`` object is removed from the landing area; a ``failed`` one stays
    for a retry (and the pipeline owner is notified by the handler's notification rules);
 5. the outcome is written to the ingest ledger.
@@ -28,13 +29,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aodncore.ingest import progress
+from aodncore.ingest.classify import is_data_error
 from aodncore.ingest.ledger import IngestLedger
 from aodncore.ingest.names import local_name_problem, scrub, shown, storable_name, unusable_name_reason
 from aodncore.ingest.outcome import FAILED, PUBLISHED, QUARANTINED, SKIPPED, WAITING, FileOutcome
 from aodncore.ingest.quarantine import quarantine_file
 from aodncore.ingest.sources import LandingObject, LandingObjectChangedError, fetch, remove_landing
 from aodncore.pipeline.common import PipelineFilePublishType
-from aodncore.pipeline.exceptions import InvalidFileNameError, PipelineProcessingError
+from aodncore.pipeline.exceptions import InvalidFileNameError
 from aodncore.pipeline.handlerref import handler_class_name
 from aodncore.pipeline.log import PipelineLoggerAdapter
 from aodncore.pipeline.steps.manifestpaths import LandingContext
@@ -418,7 +420,7 @@ def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, inges
     handler = _run_handler(processing_path, obj, settings, describe)
     if handler.error is None:
         outcome = outcome_from_handler(obj, handler, PUBLISHED, settings.upload_uri, describe)
-    elif isinstance(handler.error, PipelineProcessingError):
+    elif is_data_error(handler.error):
         outcome = outcome_from_handler(obj, handler, QUARANTINED, settings.upload_uri, describe)
         return _quarantined(outcome, obj, local_path, settings, ingest_id, handler.error, describe, handler)
     else:

@@ -7,8 +7,9 @@ Differences from ``HandlerBase`` (all safe defaults, no hidden set-up):
 * ``input_file`` may be ``s3://bucket/key``. The ETag becomes ``file_checksum``; pass ``etag=`` (or set
   ``handler.etag``) to pin the version you were notified about, otherwise it is looked up.
 * An S3 input is *copied* into the run's own working directory. The landing object is deleted only after the
-  run published it, or after a refused file (data error) was stored in the error store with a ``.reason.json``
-  sidecar. A system error, or a failure to quarantine, leaves the landing object in place for a retry.
+  run published it, or after a refused file (an error about the input, :mod:`aodncore.ingest.classify`) was
+  stored in the error store with a ``.reason.json`` sidecar. A system error, or a failure to quarantine, leaves
+  the landing object in place for a retry.
 * A local ``input_file`` is processed exactly like ``HandlerBase`` does (it is never deleted).
 """
 
@@ -21,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from aodncore.pipeline.exceptions import InvalidInputFileError, PipelineProcessingError
+from aodncore.pipeline.exceptions import InvalidInputFileError
 from aodncore.pipeline.files import PipelineFile
 from aodncore.pipeline.handlerbase import NO_TASK, HandlerBase
 from aodncore.pipeline.log import get_pipeline_logger
@@ -58,6 +59,13 @@ def _is_precondition_failed(error: BaseException) -> bool:
     response = getattr(error, "response", None) or {}
     code = str(response.get("Error", {}).get("Code", ""))
     return code in {"412", "PreconditionFailed"}
+
+
+def _is_data_error(error: BaseException | None) -> bool:
+    """The ingest layer's rule (:mod:`aodncore.ingest.classify`): quarantine the landing object, or keep it."""
+    from aodncore.ingest.classify import is_data_error  # local: the ingest layer sits above the pipeline
+
+    return error is not None and is_data_error(error)
 
 
 class PrefectHandlerBase(HandlerBase):
@@ -177,7 +185,7 @@ class PrefectHandlerBase(HandlerBase):
 
     def _complete_with_errors(self) -> None:
         super()._complete_with_errors()
-        if self.is_s3_input and isinstance(self.error, PipelineProcessingError):
+        if self.is_s3_input and _is_data_error(self.error):
             from aodncore.ingest.quarantine import quarantine_file
 
             record = quarantine_file(
