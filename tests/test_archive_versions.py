@@ -90,3 +90,56 @@ def test_s3_archive(tmp_path, s3, bucket_versioning):
         current, kept = keys
         assert current == "prefix/P/x.nc" and kept.startswith("prefix/P/x.v") and kept.endswith(".nc")
         assert s3.get_object(Bucket="archive", Key=kept)["Body"].read() == b"version one"
+
+
+XBT = "IMOS_SOOP-XBT_T_20160106T110100Z_PX02_FV01_ID-150739"
+LONG_XBT = f"{XBT}_{'x' * (255 - len(XBT) - 4)}.nc"  # exactly 255 bytes, a valid IMOS name
+
+
+@pytest.mark.parametrize("name, extension", [
+    (LONG_XBT, ".nc"),
+    ("é" * 126 + ".nc", ".nc"),  # 255 bytes of two-byte characters: cut on a character boundary
+    ("notes." + "b" * 249, ""),  # an "extension" too long to keep
+])
+def test_versioned_name_of_a_long_name_fits_the_limit_and_is_deterministic(name, extension):
+    from aodncore.limits import MAX_NAME_BYTES
+
+    assert len(name.encode()) == MAX_NAME_BYTES
+    version = versioned_path(f"A/B/{name}", "abcdef0123456789", WHEN)
+    assert version == versioned_path(f"A/B/{name}", "abcdef0123456789", WHEN)
+    folder, versioned = version.rsplit("/", 1)
+    assert folder == "A/B" and len(versioned.encode()) == MAX_NAME_BYTES
+    assert versioned.endswith(f".v20251201T093000Z-abcdef012345{extension}")
+    stem = versioned.split("~")[0]
+    assert name.startswith(stem) and len(stem.encode()) >= 210
+    other = versioned_path(f"A/B/{name[:-5]}Z{name[-4:]}", "abcdef0123456789", WHEN)  # same start, other name
+    assert other != version and other.rsplit("/", 1)[1].split("~")[0] == stem
+
+
+def test_a_255_byte_name_publishes_and_archives_every_version(tmp_path):
+    """A 255-byte landing name is published and archived; landing new content under it keeps the old archived
+    version under a shortened name on the real local archive (no ENAMETOOLONG)."""
+    import shutil
+
+    from ingest_helpers import GOOD_FILES, IMOS_DIR
+
+    from aodncore.ingest import LandingObject
+    from aodncore.ingest.configure import build_settings
+    from aodncore.ingest.runner import ingest_object
+
+    first, second = IMOS_DIR / f"{XBT}.nc", IMOS_DIR / next(iter(GOOD_FILES))
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    base = tmp_path / "base"
+    for source in (first, second):
+        path = shutil.copy(source, landing / LONG_XBT)
+        settings = build_settings(base_dir=str(base))
+        outcome = ingest_object(LandingObject.from_path(path), settings)
+        assert outcome.status == "published", outcome
+
+    assert (base / "published" / "IMOS/SOOP/XBT" / LONG_XBT).read_bytes() == second.read_bytes()
+    archived = {p.name: p for p in (base / "archive").rglob("*") if p.is_file()}
+    assert archived.pop(LONG_XBT).read_bytes() == second.read_bytes()
+    (kept_name, kept), = archived.items()
+    assert len(kept_name.encode()) == 255 and kept_name.endswith(".nc") and kept_name.startswith(f"{XBT}_xxx")
+    assert kept.read_bytes() == first.read_bytes()

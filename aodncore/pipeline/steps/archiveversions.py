@@ -8,13 +8,23 @@ file to ``<archive>/<archive_path>``, an existing object there with *different* 
 
 e.g. ``ANMN/IMOS_x_FV01.nc`` is kept as ``ANMN/IMOS_x_FV01.v20251201T093000Z-3fa9c1e2b7d4.nc`` (it opens with the
 usual tools; the versions of a file are the names starting with its stem and ``.v``, newest last in name order).
-Archiving identical content again keeps nothing extra. An S3 archive bucket with versioning enabled keeps versions
+A name that would exceed the file-name limit (:data:`aodncore.limits.MAX_NAME_BYTES`, 255 bytes: a 255-byte landing
+name publishes and archives fine, but its versions need 31 more bytes) keeps the suffix and the extension and
+shortens the stem, deterministically: the stem is cut (at a character boundary) to what fits and followed by ``~``
+and the first 8 hex digits of the SHA-256 of the whole original name, so versions of two long names that share a
+start never look alike::
+
+    <first bytes of the stem>~<8 hex of sha256(name)>.v<UTC time>-<12 hex of the content SHA-256><extension>
+
+An extension longer than 16 bytes is treated as part of the stem. Archiving identical content again keeps nothing
+extra. An S3 archive bucket with versioning enabled keeps versions
 itself (``aws s3api list-object-versions``), so nothing is copied there. The ``archive_path`` values handlers see
 are unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import tempfile
@@ -23,22 +33,50 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aodncore.limits import MAX_NAME_BYTES
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, RemotePipelineFile
 from aodncore.util.fileops import get_file_checksum
 
 __all__ = ["preserve_previous_versions", "versioned_path"]
 
 _bucket_versioning: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: An extension longer than this is no extension (a name like ``notes.<250 bytes>``): it is shortened with the stem.
+_MAX_KEPT_EXTENSION_BYTES = 16
+
+
+def _byte_length(text: str) -> int:
+    return len(text.encode("utf-8", errors="surrogateescape"))
+
+
+def _cut(text: str, limit: int) -> str:
+    """The longest start of ``text`` of at most ``limit`` bytes that ends on a character boundary."""
+    kept, used = [], 0
+    for char in text:
+        size = _byte_length(char)
+        if used + size > limit:
+            break
+        kept.append(char)
+        used += size
+    return "".join(kept)
 
 
 def versioned_path(path: str, fingerprint: str, replaced_at: datetime | None = None) -> str:
-    """The name an archived ``path`` is kept under once replaced (see the module docstring)."""
+    """The name an archived ``path`` is kept under once replaced (see the module docstring); its last part is at
+    most :data:`~aodncore.limits.MAX_NAME_BYTES` bytes."""
     moment = (replaced_at or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder, name = posixpath.split(path)
     stem, extension = os.path.splitext(name)
     if not stem:  # a dotfile: the whole name is the stem
         stem, extension = name, ""
-    return posixpath.join(folder, f"{stem}.v{moment}-{fingerprint[:12]}{extension}")
+    suffix = f".v{moment}-{fingerprint[:12]}"
+    versioned = f"{stem}{suffix}{extension}"
+    if _byte_length(versioned) > MAX_NAME_BYTES:
+        if _byte_length(extension) > _MAX_KEPT_EXTENSION_BYTES:
+            stem, extension = name, ""
+        marker = "~" + hashlib.sha256(name.encode("utf-8", errors="surrogateescape")).hexdigest()[:8]
+        budget = MAX_NAME_BYTES - _byte_length(f"{marker}{suffix}{extension}")
+        versioned = f"{_cut(stem, budget)}{marker}{suffix}{extension}"
+    return posixpath.join(folder, versioned)
 
 
 def _keeps_versions_itself(broker: Any) -> bool:
