@@ -35,6 +35,15 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _add_server_commands() -> None:
+    from aodncore.cli_server import server_app
+
+    app.add_typer(server_app, name="server")
+
+
+_add_server_commands()
+
+
 class UsageError(Exception):
     """A configuration or usage problem reported in one line with exit code 2."""
 
@@ -196,15 +205,13 @@ def ingest(
         raise typer.Exit(_dry_run(sources, dict(handler=handler, config_file=config, base_dir=base_dir,
                                                 upload_uri=upload_uri, archive_uri=archive_uri, error_uri=error_uri),
                                   settle=settle, skip_ingested=not reingest))
-    from aodncore.prefect.runtime import start_server_early, stop_early_server
-
+    # the API server (background or ephemeral) starts now, in parallel with validating the options and importing
+    # Prefect; with the user's PREFECT_API_URL nothing is started
+    api = _start_prefect_api()
     if not verbose:
-        # the per-file table says what happened to each file; run/task records would repeat it (with state reprs)
-        for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
-                                    ("CONSOLE_TASK_RUNS", "CRITICAL")):
-            os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
-    # the API server starts now, in parallel with validating the options and importing Prefect
-    own_server = start_server_early() is not None
+        from aodncore.prefect.runtime import quiet_prefect_console
+
+        quiet_prefect_console()
     _configure_console_logging(verbose)
 
     try:
@@ -230,22 +237,27 @@ def ingest(
         refuse_secrets_in_parameters({"source": list(sources), **settings_options})
         settle_seconds = _validate_settings(settings_options, settle)
     except _configuration_errors() as error:
-        stop_early_server()
+        api.release()
         raise _fail_usage(error) from None
 
-    outcomes = _run_ingest_flow(
-        sources,
-        dict(
-            settings_options,
-            workers=workers,
-            delete_landing=not keep_landing,
-            skip_ingested=not reingest,
-            dask_address=dask,
-            settle_seconds=settle_seconds,
-            settle_wait=True,
-        ),
-        show_run_url=not own_server,
-    )
+    try:
+        outcomes = _run_ingest_flow(
+            sources,
+            dict(
+                settings_options,
+                workers=workers,
+                delete_landing=not keep_landing,
+                skip_ingested=not reingest,
+                dask_address=dask,
+                settle_seconds=settle_seconds,
+                settle_wait=True,
+            ),
+            api,
+            # a server that outlives the run: its page is worth printing (not an ephemeral one's)
+            show_run_url=api.mode in ("user", "background"),
+        )
+    finally:
+        api.release()
     from aodncore.ingest.summary import count_line
 
     _print_outcomes(outcomes)
@@ -289,6 +301,22 @@ def _dry_run(sources: list[str], options: dict[str, Any], *, settle: float | Non
     _print_plain(f"dry run (settle time {settle_seconds:g} s), nothing changed: "
                  f"{count_line(counts.elements(), empty='nothing found')}")
     return EXIT_OK
+
+
+def _start_prefect_api() -> Any:
+    """Start (or find) this run's Prefect API without waiting for it; server setting mistakes are usage errors."""
+    from aodncore.prefect.localserver.control import ServerStartError
+    from aodncore.prefect.localserver.settings import ServerSettingError
+    from aodncore.prefect.runtime import start_prefect_api
+
+    try:
+        return start_prefect_api()
+    except ServerSettingError as error:
+        raise _fail_usage(UsageError(str(error))) from None
+    except (ServerStartError, OSError) as error:
+        console.print(f"error: could not start the Prefect API server: {error}", markup=False, highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(EXIT_REFUSED) from None
 
 
 def _validate_settings(settings_options: dict[str, Any], settle: float | None = None) -> float:
@@ -354,15 +382,16 @@ def _quiet_prefect_queue_warnings() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _run_ingest_flow(sources: list[str], parameters: dict[str, Any], show_run_url: bool = False) -> list[Any]:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+def _run_ingest_flow(sources: list[str], parameters: dict[str, Any], api: Any, show_run_url: bool = False
+                     ) -> list[Any]:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from aodncore.ingest import progress as ingest_progress
     from aodncore.ingest.outcome import FileOutcome
     from aodncore.prefect.flows import ingest_landing
-    from aodncore.prefect.runtime import wait_for_server
+    from aodncore.prefect.localserver.control import ServerStartError
+    from aodncore.prefect.runtime import end_of_startup, import_run_modules, one_shot_run_settings
 
     columns = (
         TextColumn("[bold]ingest"),
@@ -387,11 +416,17 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any], show_run_ur
         ingest_progress.add_listener(on_event)
         _quiet_prefect_queue_warnings()
         try:
-            wait_for_server()
+            import_run_modules()  # the flow's lazy imports, while the server may still be starting
+            end_of_startup()
+            try:
+                api_url = api.wait()
+            except ServerStartError as error:
+                console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_REFUSED) from None
             # a one-shot run in this process: no crash-detection heartbeat (it costs ~1 s at the end of a flow)
-            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            with one_shot_run_settings(api_url):
                 state = ingest_landing(sources, return_state=True, **parameters)
-            _drain_prefect_workers()
+                _drain_prefect_workers()
         finally:
             ingest_progress.remove_listener(on_event)
     try:

@@ -10,10 +10,15 @@ from aodncore.prefect import runtime
 
 @pytest.fixture
 def clean_env(monkeypatch):
+    """No PREFECT_/AODNCORE_ variables; the whole environment is restored afterwards (the code under test sets
+    variables itself, which monkeypatch alone would not undo)."""
+    saved = dict(os.environ)
     for name in list(os.environ):
-        if name.startswith("PREFECT_"):
+        if name.startswith(("PREFECT_", "AODNCORE_")):
             monkeypatch.delenv(name)
-    return monkeypatch
+    yield monkeypatch
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_sets_home_and_defaults_but_respects_user_values(clean_env, tmp_path):
@@ -102,3 +107,49 @@ def test_start_server_early_serves_flows_and_stops_at_exit(clean_env, tmp_path):
             break
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{pid}"), "the server child outlived its parent"
+
+
+def test_a_configured_api_url_means_nothing_is_started(clean_env, tmp_path):
+    clean_env.setenv("PREFECT_API_URL", "http://prefect.example:4200/api")
+    clean_env.setenv("PREFECT_HOME", str(tmp_path))
+    api = runtime.start_prefect_api()
+    assert (api.mode, api.url) == ("user", None)
+    assert api.wait() is None
+    api.release()
+    assert os.environ["PREFECT_API_URL"] == "http://prefect.example:4200/api"
+    assert not (tmp_path / "aodncore-server").exists()
+
+
+def test_an_api_url_in_dotenv_counts_as_configured(clean_env, tmp_path):
+    clean_env.setenv("PREFECT_HOME", str(tmp_path))
+    clean_env.chdir(tmp_path)
+    (tmp_path / ".env").write_text("OTHER=1\nPREFECT_API_URL=\n")
+    assert not runtime._user_configured_api_url()
+    (tmp_path / ".env").write_text('export PREFECT_API_URL="http://h:4200/api"\n')
+    assert runtime._user_configured_api_url()
+
+
+def test_an_unknown_server_mode_is_a_one_line_usage_error(clean_env, tmp_path, capsys):
+    from aodncore.cli import main
+
+    clean_env.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    clean_env.setenv("AODNCORE_PREFECT_SERVER", "sometimes")
+    # a Prefect test harness elsewhere in the session would count as a configured server
+    clean_env.setattr(runtime, "user_api_url_configured", lambda: False)
+    assert main(["ingest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "AODNCORE_PREFECT_SERVER" in err, err
+    assert not (tmp_path / "home" / "aodncore-server").exists()
+
+
+def test_one_shot_run_settings_drop_the_heartbeat_and_point_at_the_api():
+    from prefect.settings import get_current_settings
+
+    before = get_current_settings()
+    with runtime.one_shot_run_settings("http://127.0.0.1:9/api"):
+        inside = get_current_settings()
+        assert inside.flows.heartbeat_frequency is None
+        assert inside.api.url == "http://127.0.0.1:9/api"
+        if "ui_url" not in before.model_fields_set:
+            assert inside.ui_url == "http://127.0.0.1:9"  # flow-run links point at the same server
+    assert get_current_settings() is before

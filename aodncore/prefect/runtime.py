@@ -1,37 +1,31 @@
-"""Make Prefect's ephemeral server start as fast as it can.
+"""Where a run's flow runs are recorded, and getting that Prefect API up as fast as possible.
 
-With no ``PREFECT_API_URL`` Prefect starts a temporary API server (a ``uvicorn`` child process with a SQLite
-database under ``PREFECT_HOME``) the first time a client is needed. Measured on a 2-core machine
-(``benchmarks/bench_prefect_startup.py``, results in ``benchmarks/results/``) the cost is dominated by that child:
-``import prefect.server.api.server`` alone takes ~2.5 s (FastAPI, SQLAlchemy, every router, docket), migrations
-on a fresh database ~7 s, migration checks on an existing one ~0.7 s; the parent also imports ``prefect.server``
-(~1.3 s on top of ``import prefect``) just to launch the child, and waits for it doing nothing else.
+:func:`start_prefect_api` decides, once per run, before Prefect is imported:
+
+* **the user's server** — ``PREFECT_API_URL`` in the environment, the active profile, ``prefect.toml``,
+  ``pyproject.toml`` or ``.env`` (or already in Prefect's settings, e.g. a test harness): used as it is, nothing
+  else happens;
+* **the background server** (default) — one local Prefect server per ``PREFECT_HOME``, started by the first run
+  and reused by later ones, stopping after an idle time (:mod:`aodncore.prefect.localserver`);
+* **ephemeral** (``AODNCORE_PREFECT_SERVER=ephemeral``) — a private server for this run only, launched at the
+  very start of the process (:func:`start_server_early`) and gone with it, also on SIGTERM/SIGKILL.
+
+``PrefectApi.wait()`` then blocks until the API answers, just before the first flow. Measured on 2 cores
+(``benchmarks/bench_startup.py``): ``import prefect.server.api.server`` alone costs ~2× ``import prefect``,
+migrating a new database ~8 s (a template makes it 40 ms, see :mod:`.localserver.dbtemplate`), registering block
+types ~1 s; a run against a running server pays none of it.
 
 * :func:`prepare_prefect_environment` sets environment variables *only where the user has not set them*:
-
-  - ``PREFECT_HOME`` to a persistent folder (database, migrations and block-registration memo survive between
-    runs: a fresh home costs ~7 s of migrations every time);
-  - ``PREFECT_SERVER_ANALYTICS_ENABLED=false`` (no telemetry heartbeat, no "database is locked" noise);
-  - the server services a one-shot ingest does not need switched off (triggers, event logger, scheduler, late
-    runs, foreman, cancellation clean-up, pause expirations); the task-run recorder and the event persister stay
-    on so history is kept;
-  - ``PREFECT_API_DATABASE_MIGRATE_ON_START=false`` when the SQLite database in ``PREFECT_HOME`` is already at
-    the newest migration shipped with the installed Prefect (its ``alembic_version`` row is compared with the
-    head of Prefect's migration files, so an upgrade of Prefect makes the migrations run again);
-  - ``PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW=ignore`` (library records outside a run are not errors).
-
-  It must run before ``import prefect``: Prefect reads its settings once, at import (variables set later only
-  reach the server child). With a user-configured ``PREFECT_API_URL`` it leaves the server settings alone.
-
-* :func:`start_server_early` (the fastest path) launches the same server child at the very start of the
-  process, before Prefect is imported, and points ``PREFECT_API_URL`` at it: the child's ~3 s start overlaps with
-  importing Prefect, the checkers and listing the landing area, the parent never imports ``prefect.server``, and
-  on Linux the child dies with its parent even on SIGTERM/SIGKILL. Call :func:`wait_for_server` before the first
-  flow. Measured, warm home, no other work: first trivial flow done 4.8-5.8 s after process start against
-  7.7-9.5 s with Prefect's defaults (of which ~1.1 s is the sync-flow heartbeat floor, not start-up).
-
+  ``PREFECT_HOME`` (a persistent folder, :func:`default_prefect_home`), telemetry off, the server services a
+  one-shot ingest does not need off (the task-run recorder and event persister stay on), migrations off when the
+  database is already at the installed Prefect's newest revision, and
+  ``PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW=ignore``. It must run before ``import prefect``: Prefect reads its
+  settings at import. With a user-configured ``PREFECT_API_URL`` it leaves the server settings alone.
+* :func:`one_shot_run_settings` is the settings context for the CLI's single flow run: no crash-detection
+  heartbeat (it adds ~1 s at the end of a synchronous flow), built by copying the current settings (re-reading
+  them through pydantic-settings costs ~0.2 s).
 * :func:`warm_up_server_in_background` is the fallback when Prefect is already imported: Prefect's own ephemeral
-  server started in a daemon thread (saves the overlap only, ~1 s).
+  server started in a daemon thread.
 """
 
 from __future__ import annotations
@@ -40,32 +34,43 @@ import atexit
 import importlib.util
 import logging
 import os
-import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import tomllib
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from aodncore.prefect.localserver import dbtemplate
 
 __all__ = [
     "DEFAULT_PREFECT_ENV",
+    "PrefectApi",
+    "RUN_MODULES",
+    "background_client_defaults",
     "default_prefect_home",
+    "end_of_startup",
+    "import_run_modules",
+    "one_shot_run_settings",
     "prepare_prefect_environment",
-    "warm_up_server_in_background",
-    "wait_for_server",
+    "quiet_prefect_console",
+    "start_prefect_api",
+    "start_prefect_api_early",
     "start_server_early",
     "stop_early_server",
+    "user_api_url_configured",
+    "wait_for_server",
+    "warm_up_server_in_background",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Server-side settings applied (unless set by the user) when Prefect runs its ephemeral server.
+#: Server-side settings applied (unless set by the user) to the servers aodncore starts.
 DEFAULT_PREFECT_ENV: dict[str, str] = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
@@ -90,35 +95,13 @@ def default_prefect_home() -> Path:
 
 def _migration_head() -> str | None:
     """The newest SQLite migration revision shipped with the installed Prefect (read without importing it)."""
-    spec = importlib.util.find_spec("prefect")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "server/database/_migrations/versions/sqlite"
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in folder.glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        if match := re.search(r"^revision\s*=\s*[\"']([0-9a-f]+)[\"']", text, re.M):
-            revisions.add(match.group(1))
-        if match := re.search(r"^down_revision\s*=\s*(.+)$", text, re.M):
-            parents.update(re.findall(r"[0-9a-f]{8,}", match.group(1)))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
+    return dbtemplate.installed_migration_head()
 
 
 def _database_is_current(database: Path) -> bool:
     """True when the SQLite database exists and is already at the installed Prefect's newest migration."""
-    if not database.is_file():
-        return False
-    try:
-        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1)
-        try:
-            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return False
-    return row is not None and row[0] == _migration_head()
+    revision = dbtemplate.database_revision(database)
+    return revision is not None and revision == _migration_head()
 
 
 def prepare_prefect_environment(home: Path | None = None) -> dict[str, str]:
@@ -218,7 +201,7 @@ _early_url: str | None = None
 
 
 def _user_configured_api_url() -> bool:
-    """True when the user points Prefect at a server (environment, active profile, prefect.toml, pyproject)."""
+    """True when the user points Prefect at a server (environment, active profile, prefect.toml, pyproject, .env)."""
     if os.environ.get("PREFECT_API_URL"):
         return True
     home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
@@ -239,6 +222,37 @@ def _user_configured_api_url() -> bool:
             config = config.get(part, {})
         if isinstance(config.get("api"), dict) and config["api"].get("url"):
             return True
+    return _dotenv_sets_api_url(Path(".env"))
+
+
+def _dotenv_sets_api_url(path: Path) -> bool:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    for line in lines:
+        name, _, value = line.strip().removeprefix("export ").partition("=")
+        if name.strip() == "PREFECT_API_URL" and value.strip().strip("\"'"):
+            return True
+    return False
+
+
+def quiet_prefect_console() -> None:
+    """Prefect's console handlers quiet (unless the user set them): the per-file table says what happened to each
+    file; run/task records would repeat it (with state reprs)."""
+    for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
+                                ("CONSOLE_TASK_RUNS", "CRITICAL")):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
+
+
+def user_api_url_configured() -> bool:
+    """True when this run must use the user's Prefect server as it is (configured, or set in Prefect's settings)."""
+    if _user_configured_api_url():
+        return True
+    if "prefect" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return bool(PREFECT_API_URL.value())
     return False
 
 
@@ -298,6 +312,9 @@ def start_server_early(home: Path | None = None) -> str | None:
 
 
 def _wait_for_early_server(timeout: float | None) -> bool:
+    import urllib.error
+    import urllib.request
+
     assert _early_server is not None and _early_url is not None
     deadline = time.monotonic() + (timeout if timeout is not None else 120.0)
     while time.monotonic() < deadline:
@@ -325,3 +342,164 @@ def stop_early_server() -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+# -- choosing and starting this run's API -------------------------------------------------------------------------
+
+
+class PrefectApi:
+    """The Prefect API this run records its flow runs in: ``user``, ``background`` or ``ephemeral``."""
+
+    def __init__(self, mode: str, url: str | None = None, server: Any = None) -> None:
+        self.mode = mode
+        self.url = url
+        self.server = server  # the BackgroundServer in background mode
+
+    def __repr__(self) -> str:
+        return f"PrefectApi(mode={self.mode!r}, url={self.url!r})"
+
+    def wait(self, timeout: float | None = None) -> str | None:
+        """Block until the API answers (no-op for the user's server); the URL to use."""
+        if self.mode == "background":
+            self.server.wait(**({} if timeout is None else {"timeout": timeout}))
+        elif self.mode == "ephemeral" and not wait_for_server(timeout):
+            raise RuntimeError("the ephemeral Prefect API server did not start in time")
+        return self.url
+
+    def release(self) -> None:
+        """This run is over: drop its lease on the background server, or stop the ephemeral one."""
+        if self.mode == "background":
+            self.server.release()
+        elif self.mode == "ephemeral":
+            stop_early_server()
+
+
+_early_api: PrefectApi | None = None
+_SERVER_CSRF = ("PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED", "PREFECT_SERVER_CSRF_PROTECTION_ENABLED")
+
+
+def background_client_defaults() -> None:
+    """Client settings for the background server: no CSRF token requests (2 per run) unless its protection is on."""
+    if not any(name in os.environ for name in _SERVER_CSRF):
+        os.environ.setdefault("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
+
+
+def start_prefect_api_early() -> None:
+    """:func:`start_prefect_api` at the very start of the process (the launcher); the next call returns its result.
+
+    Errors (a bad setting, an unwritable home) are left for that call to report.
+    """
+    global _early_api
+    from aodncore.prefect.localserver.settings import ServerSettingError
+
+    try:
+        _early_api = start_prefect_api()
+    except (ServerSettingError, OSError):  # reported by the command's own call
+        _early_api = None
+
+
+def start_prefect_api(home: Path | None = None) -> PrefectApi:
+    """Choose where this run's flow runs go and start that server if needed, without waiting (see module doc).
+
+    Call before Prefect is imported: in background and ephemeral mode ``PREFECT_API_URL`` is set for the rest of
+    the process (when Prefect is already imported, use :func:`one_shot_run_settings` with the returned URL).
+    """
+    global _early_api
+    if _early_api is not None:
+        api, _early_api = _early_api, None
+        return api
+    from aodncore.prefect.localserver.settings import server_mode
+
+    if user_api_url_configured():
+        os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # the client-side nicety only
+        return PrefectApi("user")
+    if server_mode() == "ephemeral":
+        url = start_server_early(home)
+        return PrefectApi("ephemeral" if url else "user", url)
+    from aodncore.prefect.localserver.control import BackgroundServer
+
+    chosen = Path(os.environ.get("PREFECT_HOME") or home or default_prefect_home()).expanduser()
+    server = BackgroundServer(chosen).start()  # snapshots the environment before anything below changes it
+    os.environ.setdefault("PREFECT_HOME", str(server.home))
+    if "prefect" not in sys.modules:
+        os.environ["PREFECT_API_URL"] = server.api_url
+    background_client_defaults()
+    prepare_prefect_environment(home)
+    return PrefectApi("background", server.api_url, server)
+
+
+@contextmanager
+def one_shot_run_settings(api_url: str | None = None) -> Iterator[None]:
+    """Prefect settings for one flow run in this process: no heartbeat thread, and ``api_url`` if given."""
+    from prefect.context import SettingsContext
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    updates: dict[str, Any] = {"flows": settings.flows.model_copy(update={"heartbeat_frequency": None})}
+    if api_url and settings.api.url != api_url:
+        updates["api"] = settings.api.model_copy(update={"url": api_url})
+        if "ui_url" not in settings.model_fields_set:  # derived from the API URL, as Prefect derives it
+            updates["ui_url"] = api_url.removesuffix("/api")
+    context = SettingsContext.get()
+    with SettingsContext(profile=context.profile, settings=settings.model_copy(update=updates)):
+        yield
+
+
+# -- the imports of a run -----------------------------------------------------------------------------------------
+
+RUN_MODULES = (
+    "prefect",
+    "prefect.flows",
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.task_runners",
+    "prefect.client.orchestration",
+    "prefect.events.worker",
+    "prefect.logging.handlers",
+    "prefect.artifacts",
+    "prefect.runtime.flow_run",
+    "prefect.utilities.visualization",
+    "fastapi.encoders",
+    "click",
+    "typer",
+    "rich.console",
+    "rich.markup",
+    "rich.progress",
+    "rich.table",
+    "jsonschema",
+    "aodncore.prefect.flows",
+    "aodncore.prefect.tasks",
+    "aodncore.ingest.configure",
+    "aodncore.ingest.runner",
+    "aodncore.ingest.ledger",
+    "aodncore.ingest.sources",
+    "aodncore.pipeline.handlerbase",
+    "aodncore.pipeline.imoshandler",
+    "aodncore.pipeline.defaultconfig",
+)
+"""What an ``aodncore ingest`` run imports before its first file, some of it only inside the first flow call
+(``fastapi.encoders`` for the parameters, ``graphviz``, the events worker). Not ``aodncore.cli``: its consoles look
+at the terminal when they are created."""
+
+
+def import_run_modules() -> None:
+    """Import :data:`RUN_MODULES` now: while the API server is still starting, rather than after it answers."""
+    import importlib
+
+    for name in RUN_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # noqa: BLE001 - an optional module; the run imports what it needs
+            logger.debug("not imported ahead: %s (%s)", name, error)
+
+
+def end_of_startup() -> None:
+    """Turn the cyclic garbage collector back on if the launcher paused it for the imports (15% of their CPU).
+
+    What was imported is moved out of the collector's sight (``gc.freeze``), so later collections stay cheap.
+    """
+    import gc
+
+    if not gc.isenabled():
+        gc.enable()
+        gc.freeze()

@@ -1,0 +1,89 @@
+"""The environment variables that steer the background Prefect server, with their defaults (one home for them).
+
+* ``AODNCORE_PREFECT_SERVER`` (default ``background``): ``background`` = one local server per ``PREFECT_HOME``,
+  started by the first run and reused by later ones; ``ephemeral`` = a private server for each run, stopped at its
+  end (Prefect's own mode).
+* ``AODNCORE_SERVER_IDLE_TIMEOUT`` (default ``1800``): seconds without API requests and without a run in progress
+  after which the background server stops; ``0`` = never.
+* ``AODNCORE_SERVER_PORT`` (default ``0``): loopback port of the background server; ``0`` = any free port (a
+  taken port falls back to a free one, with a warning).
+* ``AODNCORE_WARM_RUNNER`` (default ``1``): ``0`` turns off the warm runner (runs forked from a pre-imported
+  process; Linux only).
+
+None of them matter when the user points Prefect at a server of their own (``PREFECT_API_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "ENV_IDLE_TIMEOUT",
+    "ENV_PORT",
+    "ENV_SERVER_MODE",
+    "ENV_WARM_RUNNER",
+    "background_supported",
+    "configured_port",
+    "idle_timeout",
+    "server_mode",
+    "warm_runner_enabled",
+]
+
+ENV_SERVER_MODE = "AODNCORE_PREFECT_SERVER"
+ENV_IDLE_TIMEOUT = "AODNCORE_SERVER_IDLE_TIMEOUT"
+ENV_PORT = "AODNCORE_SERVER_PORT"
+ENV_WARM_RUNNER = "AODNCORE_WARM_RUNNER"
+
+DEFAULT_IDLE_TIMEOUT = 1800.0
+"""Seconds of no API traffic and no run in progress before the background server stops (30 minutes)."""
+
+MODES = ("background", "ephemeral")
+
+
+class ServerSettingError(ValueError):
+    """An ``AODNCORE_*`` server variable has a value that cannot be used."""
+
+
+def background_supported() -> bool:
+    """The background server needs POSIX file locks and sessions (Linux, macOS); elsewhere runs are ephemeral."""
+    return os.name == "posix"
+
+
+def server_mode() -> str:
+    """``background`` or ``ephemeral`` (``AODNCORE_PREFECT_SERVER``; ephemeral where background is unsupported)."""
+    mode = (os.environ.get(ENV_SERVER_MODE) or "background").strip().lower()
+    if mode not in MODES:
+        raise ServerSettingError(f"{ENV_SERVER_MODE}={mode!r}: expected one of {', '.join(MODES)}")
+    return mode if background_supported() else "ephemeral"
+
+
+def idle_timeout() -> float:
+    """Idle shutdown delay in seconds (``AODNCORE_SERVER_IDLE_TIMEOUT``); 0 means the server never stops by itself."""
+    raw = os.environ.get(ENV_IDLE_TIMEOUT, "").strip()
+    if not raw:
+        return DEFAULT_IDLE_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ServerSettingError(f"{ENV_IDLE_TIMEOUT}={raw!r}: expected a number of seconds") from None
+    if value < 0:
+        raise ServerSettingError(f"{ENV_IDLE_TIMEOUT}={raw!r}: must not be negative")
+    return value
+
+
+def configured_port() -> int:
+    """The requested loopback port (``AODNCORE_SERVER_PORT``), 0 for any free port."""
+    raw = os.environ.get(ENV_PORT, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) > 65535:
+        raise ServerSettingError(f"{ENV_PORT}={raw!r}: expected a port number (0-65535)")
+    return int(raw)
+
+
+def warm_runner_enabled() -> bool:
+    """True unless ``AODNCORE_WARM_RUNNER`` is 0/false/no/off, and only on Linux (abstract sockets, fork)."""
+    raw = os.environ.get(ENV_WARM_RUNNER, "1").strip().lower()
+    return sys.platform == "linux" and raw not in ("0", "false", "no", "off")
