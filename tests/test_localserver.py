@@ -82,6 +82,24 @@ def pid_gone(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
 
 
+def processes_of(home: Path) -> list[int]:
+    """Processes whose command line names ``home`` (the server and warm runner of that home)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(home).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return [pid for pid in found if not pid_gone(pid)]
+
+
+def assert_nothing_left(home: Path) -> None:
+    stop_server(home)
+    wait_for(lambda: not processes_of(home), 30, f"the processes of {home} to end")
+
+
 def server_log(home: Path) -> str:
     return ServerPaths(home).log_file.read_text(encoding="utf-8", errors="replace")
 
@@ -276,6 +294,7 @@ def test_concurrent_first_runs_start_one_server(tmp_path):
         log = server_log(home)
         assert log.count("created from the template") == 1 and log.count("Prefect API ready") == 1, log
         assert [run["state_type"] for run in flow_runs(read_state(ServerPaths(home)))] == ["COMPLETED"] * 3
+        assert_nothing_left(home)
     finally:
         stop_server(home)
 
@@ -318,6 +337,7 @@ def test_a_stale_state_file_is_replaced(tmp_path, leftover):
         assert flow_runs(state)[0]["state_type"] == "COMPLETED"
         if other is not None:
             assert other.poll() is None  # somebody else's process is left alone
+        assert_nothing_left(home)  # also a warm runner still starting when its server was stopped
     finally:
         stop_server(home)
         if other is not None:
@@ -342,6 +362,7 @@ def test_idle_server_stops_but_never_under_a_run(tmp_path):
         assert read_state(paths) is None
         assert "idle for" in server_log(home)
         assert not server_status(home).running
+        assert_nothing_left(home)
     finally:
         stop_server(home)
 

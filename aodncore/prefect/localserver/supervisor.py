@@ -131,7 +131,8 @@ class WarmRunner:
     def start(self) -> None:
         self.starts += 1
         self.process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "aodncore.prefect.localserver.warmrunner", "--home", str(self.paths.home)],
+            [sys.executable, "-P", "-m", "aodncore.prefect.localserver.warmrunner", "--home", str(self.paths.home),
+             "--parent-pid", str(os.getpid())],
             env=self.env, cwd=self.paths.directory, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
         )
         logger.info("warm runner started (pid %d)", self.process.pid)

@@ -17,7 +17,8 @@ argv and path, rebuilds Prefect's console logging for the new stderr, and calls 
 event drains). The runner reports the child's exit status (or signal) to the launcher. A child whose launcher
 disappears (killed) gets SIGTERM, so Prefect records the flow run as crashed instead of leaving it running.
 
-It exits on SIGTERM (when the server stops) after its children have finished, and when the server process is gone.
+It exits on SIGTERM (when the server stops) after its children have finished, and when the server process is gone
+(it gets SIGTERM then, even if the server was killed; runs already forked carry on).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class ChildRun:
 class WarmRunner:
     """The accept/fork/reap loop."""
 
-    def __init__(self, home: Path, fingerprint: str) -> None:
+    def __init__(self, home: Path, fingerprint: str, parent: int) -> None:
         self.home = home
         self.fingerprint = fingerprint
         self.stamp = _code_stamp([str(_profiles_path(home))])
@@ -95,7 +96,7 @@ class WarmRunner:
         self.listener.listen(32)
         self.children: dict[int, socket.socket] = {}
         self.stopping = False
-        self.parent = os.getppid()
+        self.parent = parent
         self.pid = os.getpid()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -344,10 +345,25 @@ def _reset_process_caches() -> None:
     setup_logging(incremental=False)  # console handlers on the new stderr
 
 
+def _die_with(parent: int) -> None:
+    """Get SIGTERM when the server process ends, however it ends (Linux ``PR_SET_PDEATHSIG``; the runs forked
+    later do not inherit it); exit now if it has already gone (while this process was starting)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aodncore-warm-runner")
     parser.add_argument("--home", required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args(argv)
+    _die_with(args.parent_pid)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"))
     logger.addHandler(handler)  # not the root logger: the runs forked from here configure their own logging
@@ -378,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("not forking: importing started threads (%s)", [t.name for t in threading.enumerate()])
         return 0
     try:
-        runner = WarmRunner(home, fingerprint)
+        runner = WarmRunner(home, fingerprint, args.parent_pid)
     except OSError as error:
         logger.info("another warm runner serves %s (%s)", home, error)
         return 0
