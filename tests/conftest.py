@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -11,6 +12,44 @@ import pytest
 
 DATA_DIR = Path(__file__).parent / "data"
 IMOS_DIR = DATA_DIR / "imos"
+
+# The tests never use the developer's Prefect home (~/.prefect, ~/.local/share/aodncore/prefect): the session gets
+# one of its own, set before anything imports Prefect. A background Prefect server that a test starts without a
+# home of its own stops by itself after 2 idle minutes, and every one left under the session's folders is stopped
+# when the session ends (pytest_sessionfinish).
+SESSION_PREFECT_HOME = Path(tempfile.mkdtemp(prefix="aodncore-tests-prefect-home-"))
+os.environ["PREFECT_HOME"] = str(SESSION_PREFECT_HOME)
+os.environ.setdefault("AODNCORE_SERVER_IDLE_TIMEOUT", "120")
+
+
+def _background_server_homes(root: Path) -> list[Path]:
+    homes = []
+    for folder, subfolders, files in os.walk(root):
+        if os.path.basename(folder) == "aodncore-server" and "server.json" in files:
+            homes.append(Path(folder).parent)
+            subfolders.clear()
+    return homes
+
+
+def pytest_sessionfinish(session):
+    """Stop every background Prefect server the session left running, and drop the session's Prefect home."""
+    from aodncore.prefect.localserver.control import stop_server
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    roots = [SESSION_PREFECT_HOME]
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        try:
+            roots.append(factory.getbasetemp())
+        except (OSError, ValueError):
+            pass
+    for root in roots:
+        for home in _background_server_homes(root):
+            stopped = stop_server(home)
+            if stopped is not None and reporter is not None:
+                reporter.write_line(f"note: a test left the background Prefect server of {home} running "
+                                    f"(pid {stopped.pid}): stopped")
+    shutil.rmtree(SESSION_PREFECT_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -43,9 +43,11 @@ class SlowHandler(ImosGenericHandler):
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """The test process's environment without any Prefect or aodncore setting, plus ``extra``."""
+    """The test process's environment without any Prefect or aodncore setting, plus ``extra``; servers stop by
+    themselves after 5 idle minutes should a test fail to stop its own."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "AODNCORE_"))}
-    env.update(PREFECT_HOME=str(home), **extra)
+    env.update(PREFECT_HOME=str(home), AODNCORE_SERVER_IDLE_TIMEOUT="300")
+    env.update(extra)
     return env
 
 
@@ -253,9 +255,10 @@ def test_server_commands_status_stop_start(shared, capsys, monkeypatch):
     assert main(["server", "status", "--url"]) == 0
     assert capsys.readouterr().out.strip() == state.api_url
 
+    _wait_for_warm_runner(shared["home"])  # a warm runner is there to be stopped too
     assert main(["server", "stop"]) == 0
     assert f"stopped (pid {state.pid})" in capsys.readouterr().out
-    wait_for(lambda: pid_gone(state.pid), 30, "the server process to exit")
+    wait_for(lambda: not processes_of(shared["home"]), 30, "the server and its warm runner to exit")
     assert read_state(ServerPaths(shared["home"])) is None
     assert main(["server", "status"]) == 3
     assert "not running" in capsys.readouterr().out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 
 import pytest
@@ -73,3 +75,57 @@ def test_a_template_the_installed_prefect_does_not_know_is_not_used(tmp_path, mo
     assert dbtemplate.create_database_from_template(tmp_path / "prefect.db") is None
     assert not (tmp_path / "prefect.db").exists()
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+@pytest.fixture
+def server_environment(monkeypatch):
+    """No Prefect variables; whatever ``prepare_environment`` sets is undone afterwards."""
+    saved = dict(os.environ)
+    for name in [key for key in os.environ if key.startswith(("PREFECT_", "AODNCORE_"))]:
+        monkeypatch.delenv(name)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_a_prefect_that_does_not_know_the_template_migrates_from_scratch_and_says_so(
+        tmp_path, monkeypatch, caplog, server_environment):
+    from aodncore.prefect.localserver import supervisor
+    from aodncore.prefect.localserver.state import ServerPaths
+
+    monkeypatch.setattr(dbtemplate, "installed_revisions", lambda: {"0123456789ab": set()})
+    with caplog.at_level(logging.INFO, logger="aodncore.prefect.localserver"):
+        supervisor.prepare_environment(ServerPaths(tmp_path), port=4200)
+
+    assert not (tmp_path / "prefect.db").exists()  # Prefect's own migrations create it
+    assert "PREFECT_SERVER_DATABASE_MIGRATE_ON_START" not in os.environ  # and they are not switched off
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "unknown to the installed Prefect" in warnings[0].getMessage()
+
+
+def test_a_template_that_fails_to_replay_leaves_no_database_and_says_so(tmp_path, monkeypatch, caplog):
+    revision = dbtemplate.installed_migration_head()
+    broken = tmp_path / "templates" / f"prefect_sqlite_{revision}.sql"
+    broken.parent.mkdir()
+    broken.write_text("BEGIN TRANSACTION;\nCREATE TABLE alembic_version (version_num VARCHAR(32));\nNOT SQL;\n")
+    monkeypatch.setattr(dbtemplate, "template_file", lambda: broken)
+    home = tmp_path / "home"
+
+    with caplog.at_level(logging.WARNING, logger="aodncore.prefect.localserver"):
+        assert dbtemplate.create_database_from_template(home / "prefect.db") is None
+
+    assert list(home.iterdir()) == []  # no database, no temporary file
+    assert "could not be replayed" in caplog.text
+
+
+def test_a_new_home_gets_the_template_and_migrations_run_only_if_prefect_is_newer(tmp_path, server_environment):
+    from aodncore.prefect.localserver import supervisor
+    from aodncore.prefect.localserver.state import ServerPaths
+
+    supervisor.prepare_environment(ServerPaths(tmp_path), port=4200)
+
+    template_revision = dbtemplate.template_file().stem.removeprefix("prefect_sqlite_")
+    assert dbtemplate.database_revision(tmp_path / "prefect.db") == template_revision
+    current = template_revision == dbtemplate.installed_migration_head()
+    assert (os.environ.get("PREFECT_SERVER_DATABASE_MIGRATE_ON_START") == "false") == current
+    assert os.environ["PREFECT_API_URL"] == "http://127.0.0.1:4200/api"

@@ -1,9 +1,11 @@
 """prepare_prefect_environment: only unset variables change; migrations skipped only on a current database."""
 
+import json
 import os
 import sqlite3
 
 import pytest
+from ingest_helpers import restore_process_state  # noqa: F401
 
 from aodncore.prefect import runtime
 
@@ -153,3 +155,24 @@ def test_one_shot_run_settings_drop_the_heartbeat_and_point_at_the_api():
         if "ui_url" not in before.model_fields_set:
             assert inside.ui_url == "http://127.0.0.1:9"  # flow-run links point at the same server
     assert get_current_settings() is before
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness", "restore_process_state")
+def test_under_the_prefect_test_harness_ingest_records_there_and_starts_no_server(clean_env, tmp_path, capsys):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from aodncore.cli import main
+
+    clean_env.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    landing = tmp_path / "landing"
+    landing.mkdir()
+
+    assert main(["ingest", str(landing), "--base-dir", str(tmp_path / "base")]) == 0
+
+    assert "no files found" in capsys.readouterr().out
+    with get_client(sync_client=True) as client:  # the harness's server
+        latest = client.read_flow_runs(sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=5)
+    assert any(str(landing) in json.dumps(run.parameters, default=str) for run in latest), latest
+    assert not (tmp_path / "home" / "aodncore-server").exists()  # no background server was started

@@ -222,6 +222,7 @@ class BackgroundServer:
             try:
                 answer = probe_identity(self.state.port, timeout=min(remaining, 1.0))
             except IdentityUnreachable:
+                self._raise_if_ours_exited()  # the server this run launched died: say why, do not relaunch
                 raise _Stale() from None
             if answer:
                 if answer.get("token") != self.state.token:
@@ -229,11 +230,16 @@ class BackgroundServer:
                 return
             if answer is not None:
                 raise _Stale()  # something else answers on that port
-            if self._process is not None and self._process.poll() is not None:
-                raise ServerStartError(f"the background Prefect server exited with code {self._process.returncode} "
-                                       f"while starting; see {self.paths.log_file}:\n{_log_tail(self.paths)}")
+            self._raise_if_ours_exited()
             if not process_alive(self.state.pid, self.state.pid_start):
                 raise _Stale()
+
+    def _raise_if_ours_exited(self) -> None:
+        if self._process is not None and self._process.poll() is not None:
+            with FileLock(self.paths.lock_file):
+                remove_state(self.paths, self.state.token if self.state else None)
+            raise ServerStartError(f"the background Prefect server exited with code {self._process.returncode} "
+                                   f"while starting; see {self.paths.log_file}:\n{_log_tail(self.paths)}")
 
     def release(self) -> None:
         """Give up this run's lease (the server may then stop when idle)."""

@@ -10,7 +10,8 @@ Prefect's migrations themselves do not keep: two migrations from scratch differ 
 
 When the installed Prefect is newer than the template, the template is still used and Prefect's start-up runs only
 the migrations after the template's revision. When the template's revision is unknown to the installed Prefect
-(an older Prefect), nothing is done and Prefect migrates from scratch as usual. Rebuild the template after a Prefect
+(an older Prefect, or one whose migration history changed) or replaying it fails, nothing is created, a warning says
+so, and Prefect migrates from scratch as usual. Rebuild the template after a Prefect
 upgrade with ``python -m aodncore.prefect.localserver.dbtemplate build``.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import os
 import re
 import sqlite3
@@ -37,6 +39,8 @@ __all__ = [
 
 _TEMPLATE_GLOB = "prefect_sqlite_*.sql"
 _HERE = Path(__file__).parent
+
+logger = logging.getLogger(__name__)
 
 
 def _migrations_folder() -> Path | None:
@@ -98,25 +102,34 @@ def _template_revision(path: Path) -> str:
 def create_database_from_template(database: Path) -> str | None:
     """Create ``database`` from the shipped template if it does not exist; the template's revision, or None.
 
-    Nothing happens (None) when the database exists, there is no template, or the installed Prefect does not know
-    the template's revision. The new file appears atomically, so a concurrent creator never sees half a database.
+    Nothing happens (None) when the database exists, there is no template, the installed Prefect does not know
+    the template's revision, or replaying it fails: Prefect then creates the database with its own migrations, and
+    a log line (``aodncore.prefect.localserver.dbtemplate``) says why. The new file appears atomically (a link of a
+    complete temporary database), so neither a concurrent creator nor a crash ever leaves half a database.
     """
+    if database.exists():
+        return None
     template = template_file()
-    if template is None or database.exists():
+    if template is None:
+        logger.info("no database template shipped: Prefect migrates %s from scratch", database)
         return None
     revision = _template_revision(template)
     if revision not in installed_revisions():
+        logger.warning("database template %s is at revision %s, unknown to the installed Prefect (newest revision "
+                       "%s): not used, Prefect migrates %s from scratch (slower first start; rebuild the template "
+                       "with `python -m aodncore.prefect.localserver.dbtemplate build`)", template.name, revision,
+                       installed_migration_head(), database)
         return None
     database.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=".prefect-db-", dir=database.parent)
     os.close(descriptor)
     try:
-        connection = sqlite3.connect(temporary)
         try:
-            connection.executescript(template.read_text(encoding="utf-8"))
-            connection.execute("PRAGMA journal_mode=WAL")
-        finally:
-            connection.close()
+            _replay(template, Path(temporary))
+        except (sqlite3.Error, OSError, UnicodeDecodeError) as error:
+            logger.warning("database template %s could not be replayed (%s): not used, Prefect migrates %s from "
+                           "scratch", template.name, error, database)
+            return None
         try:
             os.link(temporary, database)  # fails if someone else created it meanwhile: theirs wins
         except FileExistsError:
@@ -128,6 +141,19 @@ def create_database_from_template(database: Path) -> str | None:
                 os.unlink(leftover)
             except FileNotFoundError:
                 pass
+
+
+def _replay(template: Path, target: Path) -> None:
+    """Run the template's SQL into ``target`` and check the result names the template's revision."""
+    connection = sqlite3.connect(target)
+    try:
+        connection.executescript(template.read_text(encoding="utf-8"))
+        connection.execute("PRAGMA journal_mode=WAL")
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    finally:
+        connection.close()
+    if row is None or row[0] != _template_revision(template):
+        raise sqlite3.DatabaseError(f"the replayed database is at revision {row[0] if row else None}")
 
 
 _MIGRATE = """

@@ -80,9 +80,10 @@ def prepare_environment(paths: ServerPaths, port: int) -> dict[str, bool]:
 
     if _user_value(*_DATABASE_URL) is None:
         created = dbtemplate.create_database_from_template(paths.database)
-        if created:
-            logger.info("database %s created from the template at revision %s", paths.database, created)
         head = dbtemplate.installed_migration_head()
+        if created:
+            logger.info("database %s created from the template at revision %s%s", paths.database, created,
+                        "" if created == head else f"; Prefect migrates it on to its revision {head}")
         if head is not None and dbtemplate.database_revision(paths.database) == head and \
                 _user_value(*_MIGRATE) is None:
             os.environ[_MIGRATE[0]] = "false"
