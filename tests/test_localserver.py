@@ -29,6 +29,11 @@ pytestmark = [pytest.mark.prefect, pytest.mark.timeout(900)]
 
 AODNCORE = shutil.which("aodncore", path=str(Path(sys.executable).parent)) or "aodncore"
 GOOD = next(iter(GOOD_FILES))
+SECRET = "sekrit-b7e1c0a4"
+
+
+def environment_of(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/environ").read_bytes()
 
 SLOW_HANDLER = '''
 import os, pathlib, time
@@ -117,7 +122,8 @@ def shared(tmp_path_factory):
     empty = base / "empty"
     empty.mkdir()
     # runs of this module carry PYTHONPATH (the slow handler): the warm runner must have started with it too
-    env = clean_env(home, PYTHONPATH=str(helpers))
+    # and a credential: it must reach the runs, never the server, its state file or the warm runner
+    env = clean_env(home, PYTHONPATH=str(helpers), AODNCORE_SFTP_PASSWORD=SECRET)
     yield {"home": home, "env": env, "base": base, "empty": empty}
     stop_server(home)
 
@@ -140,6 +146,12 @@ def test_first_run_starts_a_server_that_records_the_run_and_later_runs_reuse_it(
     assert read_state(ServerPaths(shared["home"])).pid == state.pid  # reused, not restarted
     assert len(flow_runs(state)) == 2
     assert server_log(shared["home"]).count("Prefect API ready") == 1
+    state_text = ServerPaths(shared["home"]).state_file.read_text()
+    assert set(json.loads(state_text)) == {"pid", "port", "token", "started", "pid_start", "prefect_home",
+                                           "idle_timeout", "code_stamp"}
+    assert SECRET not in state_text and SECRET not in server_log(shared["home"])
+    if sys.platform == "linux":
+        assert SECRET.encode() not in environment_of(state.pid)
 
 
 def _wait_for_warm_runner(home: Path) -> None:
@@ -165,6 +177,8 @@ def test_warm_runner_run_behaves_like_a_run_in_process(shared):
     cold = _ingest_sample({**shared["env"], "AODNCORE_WARM_RUNNER": "0"}, base, "cold")
 
     assert server_log(home).count("run forked") == forked_before + 1  # the first went warm, the second not
+    # the credential in the runs' environment neither reached the warm runner nor kept the run from it
+    assert SECRET.encode() not in environment_of(server_status(home).runner_pid)
     assert warm.returncode == cold.returncode == 1, (warm.stderr, cold.stderr)  # a bad file: quarantined
     for result, name in ((warm, "warm"), (cold, "cold")):
         assert "1 published, 1 quarantined" in result.stdout, result.stdout
@@ -416,3 +430,25 @@ def test_ephemeral_mode_never_leaves_its_server_behind(tmp_path, sig):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_credentials_are_kept_from_the_background_processes_but_not_from_the_server_itself():
+    from aodncore.prefect.localserver.control import server_environment
+    from aodncore.prefect.localserver.warmclient import environment_fingerprint
+
+    run_env = {
+        "PATH": "/usr/bin", "PREFECT_LOGGING_LEVEL": "INFO",
+        "AODNCORE_SFTP_PASSWORD": "pw1", "AODNCORE_INGEST_RECORD_URL": "postgresql://bob:pw2@db/ingest",
+        "PREFECT_API_KEY": "pw3", "AWS_SECRET_ACCESS_KEY": "pw4",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": "postgresql+asyncpg://prefect:pw5@db/prefect",
+    }
+
+    assert server_environment(run_env) == {
+        "PATH": "/usr/bin", "PREFECT_LOGGING_LEVEL": "INFO",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": "postgresql+asyncpg://prefect:pw5@db/prefect",  # its own
+    }
+    # aodncore's credentials (read when used) do not keep a run from the warm runner; Prefect's (read at import) do
+    without_aodncore_secrets = {key: value for key, value in run_env.items() if not key.startswith("AODNCORE_")}
+    without_prefect_key = {key: value for key, value in run_env.items() if key != "PREFECT_API_KEY"}
+    assert environment_fingerprint(run_env, []) == environment_fingerprint(without_aodncore_secrets, [])
+    assert environment_fingerprint(run_env, []) != environment_fingerprint(without_prefect_key, [])

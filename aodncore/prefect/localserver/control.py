@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aodncore.prefect.localserver.settings import ENV_PORT, configured_port, idle_timeout
+from aodncore.prefect.localserver.settings import ENV_PORT, configured_port, idle_timeout, is_secret_variable
 from aodncore.prefect.localserver.state import (
     FileLock,
     IdentityUnreachable,
@@ -62,10 +62,11 @@ class _Stale(Exception):
 
 
 def server_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment handed to the server: locale, paths and Prefect/Python/aodncore settings, no credentials."""
+    """The environment handed to the server: locale, paths and Prefect/Python/aodncore settings, no credentials
+    (:func:`~.settings.is_secret_variable`; runs handed to the warm runner bring their own)."""
     environ = dict(os.environ if environ is None else environ)
     return {key: value for key, value in environ.items()
-            if key in _ENV_KEEP or key.startswith(_ENV_KEEP_PREFIXES)}
+            if (key in _ENV_KEEP or key.startswith(_ENV_KEEP_PREFIXES)) and not is_secret_variable(key, value)}
 
 
 def _bind(port: int) -> socket.socket:

@@ -11,6 +11,9 @@
   process; Linux only).
 
 None of them matter when the user points Prefect at a server of their own (``PREFECT_API_URL``).
+
+:func:`is_secret_variable` says which of a run's variables never reach the long-lived background processes (the
+server and the warm runner): credentials are the run's own, not theirs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "background_supported",
     "configured_port",
     "idle_timeout",
+    "is_secret_variable",
     "server_mode",
     "warm_runner_enabled",
 ]
@@ -81,6 +85,29 @@ def configured_port() -> int:
     if not raw.isdigit() or int(raw) > 65535:
         raise ServerSettingError(f"{ENV_PORT}={raw!r}: expected a port number (0-65535)")
     return int(raw)
+
+
+_SERVER_OWN_SECRETS = ("PREFECT_SERVER_", "PREFECT_API_DATABASE_")
+"""The server's own settings (its database URL and password, its API auth string): it needs them."""
+
+
+def is_secret_variable(name: str, value: str) -> bool:
+    """True for a credential the background server does not need: a secret-looking name
+    (:data:`aodncore.prefect.credentials.SECRET_WORDS`) or a URI with a password, except the server's own settings."""
+    from urllib.parse import urlsplit
+
+    from aodncore.prefect.credentials import SECRET_WORDS
+
+    if name.startswith(_SERVER_OWN_SECRETS):
+        return False
+    if any(word in name.lower() for word in SECRET_WORDS):
+        return True
+    if "://" in value:
+        try:
+            return bool(urlsplit(value).password)
+        except ValueError:
+            return True  # unparseable: do not hand it on
+    return False
 
 
 def warm_runner_enabled() -> bool:

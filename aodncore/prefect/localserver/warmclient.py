@@ -10,7 +10,8 @@ of the run's signal). Only the import of Prefect and aodncore
 
 Nothing is handed over — the command runs in this process as usual — unless every input the pre-imported modules
 depend on is the same as the warm runner's: the Python executable, interpreter flags and ``sys.path``, every
-``PREFECT_*``, ``PYTHON*``, locale and ``AODNCORE_*`` variable, no ``prefect.toml``/``pyproject.toml``/``.env`` in
+``PREFECT_*``, ``PYTHON*``, locale and ``AODNCORE_*`` variable (aodncore's credentials excepted: read when used,
+they never reach the runner), no ``prefect.toml``/``pyproject.toml``/``.env`` in
 the working directory, and installed code unchanged since the runner started (it checks its files' times).
 ``--verbose``, ``--help`` and ``--dry-run`` runs, other commands, and any user-configured ``PREFECT_API_URL``
 always run here.
@@ -57,9 +58,15 @@ def runner_address(home: Path) -> str:
 
 def environment_fingerprint(environ: Mapping[str, str], path: list[str]) -> str:
     """A digest of everything the runner's pre-imported modules depend on (see the module doc)."""
+    from aodncore.prefect.localserver.settings import is_secret_variable
+
+    # aodncore's credentials (read when used, never at import) are left out: the runner never has them (see
+    # control.server_environment) and each run brings its own; Prefect's stay in, so a run with e.g. an API key the
+    # runner lacks (its settings were read at import) runs in its own process
     variables = {key: value for key, value in environ.items()
                  if (key.startswith(_FINGERPRINT_PREFIXES) or key in _FINGERPRINT_NAMES)
-                 and key not in _FINGERPRINT_IGNORED}
+                 and key not in _FINGERPRINT_IGNORED
+                 and not (key.startswith("AODNCORE_") and is_secret_variable(key, value))}
     flags = {name: getattr(sys.flags, name) for name in dir(sys.flags)
              if not name.startswith("_") and name not in _IGNORED_FLAGS and isinstance(getattr(sys.flags, name), int)}
     facts = {
