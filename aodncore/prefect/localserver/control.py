@@ -168,7 +168,7 @@ class BackgroundServer:
 
     def start(self) -> BackgroundServer:
         """Hold the run lease; reuse the running server or launch one (without waiting for it)."""
-        if self._lease.fd is None and not self._lease.acquire(timeout=60):
+        if not self._lease.held and not self._lease.acquire(timeout=60):
             raise ServerStartError(f"the background Prefect server in {self.paths.directory} is stopping and "
                                    "did not finish within 60 s")
         with FileLock(self.paths.lock_file):
@@ -196,7 +196,9 @@ class BackgroundServer:
             return exclusive.acquire(blocking=False)
         finally:
             exclusive.release()
-            self._lease.acquire(timeout=60)
+            if not self._lease.acquire(timeout=60):  # the old server took it to stop for idleness, and hangs
+                raise ServerStartError(f"the background Prefect server in {self.paths.directory} is stopping and "
+                                       "did not finish within 60 s")
 
     def wait(self, timeout: float = START_TIMEOUT) -> BackgroundServer:
         """Block until the server answers; replaces a stale one. Raises :class:`ServerStartError`."""

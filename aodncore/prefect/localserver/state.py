@@ -203,10 +203,16 @@ class FileLock:
         self.path = path
         self.shared = shared
         self._fd: int | None = None
+        self._held = False
 
     @property
     def fd(self) -> int | None:
         return self._fd
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._held
 
     def acquire(self, timeout: float | None = None, *, blocking: bool = True) -> bool:
         """Take the lock; False when ``blocking`` is False (or the timeout passes) and someone else holds it."""
@@ -219,6 +225,7 @@ class FileLock:
         while True:
             try:
                 fcntl.flock(self._fd, mode | fcntl.LOCK_NB)
+                self._held = True
                 return True
             except BlockingIOError:
                 if not blocking or (deadline is not None and time.monotonic() >= deadline):
@@ -230,6 +237,7 @@ class FileLock:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+        self._held = False
 
     def __enter__(self) -> FileLock:
         if not self.acquire(timeout=120):
