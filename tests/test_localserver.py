@@ -40,10 +40,10 @@ import os, pathlib, time
 from aodncore.pipeline.imoshandler import ImosGenericHandler
 
 class SlowHandler(ImosGenericHandler):
-    """Signals that it started, then takes a minute."""
+    """Signals that it started, then takes 20 s (the tests signal or kill the run long before)."""
     def preprocess(self):
         pathlib.Path(os.environ["SLOW_MARK"]).touch()
-        time.sleep(60)
+        time.sleep(20)
 '''
 
 
