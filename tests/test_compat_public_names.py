@@ -141,6 +141,34 @@ def test_sftp_patch_targets_are_used_at_call_time():
     assert broker.sftp_client is client.open_sftp.return_value
 
 
+def test_storage_patch_targets_survive_the_package_split(tmp_path):
+    """``aodncore.pipeline.storage`` is a package now; the classic patch targets still reach the brokers."""
+    from aodncore.pipeline import storage
+    from aodncore.pipeline.files import PipelineFile, RemotePipelineFile
+
+    with mock.patch("aodncore.pipeline.storage.boto3") as boto3:
+        broker = storage.S3StorageBroker("bucket", "prefix")
+    assert broker.s3_client is boto3.client.return_value
+    boto3.client.assert_called_once_with("s3")
+
+    stored = tmp_path / "store" / "x.nc"
+    stored.parent.mkdir()
+    stored.write_bytes(b"stored")
+    local = storage.LocalFileStorageBroker(str(tmp_path / "store"))
+    with mock.patch("aodncore.pipeline.storage.mkdir_p", wraps=storage.mkdir_p) as mkdir_p:
+        local.download(RemotePipelineFile("x.nc"), str(tmp_path / "down"))
+    mkdir_p.assert_called_once_with(str(tmp_path / "down"))
+
+    source = tmp_path / "up.nc"
+    source.write_bytes(b"real bytes")
+    with mock.patch("aodncore.pipeline.storage.open", mock.mock_open(read_data=b"patched"), create=True) as opened, \
+            mock.patch("aodncore.pipeline.storage.boto3"):
+        s3_broker = storage.S3StorageBroker("bucket", "")
+        s3_broker.upload(PipelineFile(str(source), dest_path="up.nc"))
+    opened.assert_called_once_with(str(source), "rb")
+    assert storage.BaseStorageBroker.__module__ == "aodncore.pipeline.storage"
+
+
 def test_handler_input_file_copied_to_landing(tmp_path):
     config = get_test_config(str(tmp_path))
     path = str(tmp_path / "x.nc")

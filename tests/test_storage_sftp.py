@@ -331,3 +331,124 @@ def test_settings_from_environment(sftp_server, area, make_file, monkeypatch):
     assert broker.accept_unknown_hosts is False
     broker.upload(make_file("env.nc", "E/env.nc"))
     assert (area[1] / "E/env.nc").exists()
+
+
+# ---- atomic uploads --------------------------------------------------------------------------------------------
+
+class _ObservedSource:
+    """A real source file whose reads call ``after_first_chunk`` once the first chunk went out (mid-upload)."""
+
+    def __init__(self, handle, after_first_chunk):
+        self._handle, self._after, self._reads = handle, after_first_chunk, 0
+
+    def read(self, size=-1):
+        self._reads += 1
+        if self._reads == 3:  # two chunks sent: the upload is under way
+            self._after()
+        return self._handle.read(size)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._handle.close()
+
+
+def _open_observed(after_first_chunk):
+    import builtins
+
+    def _open(path, mode="r", *args, **kwargs):
+        return _ObservedSource(builtins.open(path, mode, *args, **kwargs), after_first_chunk)
+
+    return _open
+
+
+def _temporaries(folder):
+    from aodncore.pipeline.storage import SFTP_UPLOAD_TEMP_PREFIX
+
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(SFTP_UPLOAD_TEMP_PREFIX))
+
+
+BIG = bytes(range(256)) * 2048  # 512 KiB: many SFTP write chunks
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-file", "replacing"])
+def test_a_reader_never_sees_a_half_written_file(broker, area, make_file, existing):
+    from unittest import mock
+
+    _remote, local = area
+    final = local / "IMOS/X/a.nc"
+    if existing:
+        final.parent.mkdir(parents=True)
+        final.write_bytes(b"the previous version")
+    seen = {}
+
+    def look():  # what a reader of the destination folder sees in the middle of the upload
+        seen["final"] = final.read_bytes() if final.exists() else None
+        seen["temporaries"] = _temporaries(final.parent)
+        seen["listed"] = broker.query("IMOS/").keys()
+
+    with mock.patch("aodncore.pipeline.storage.open", _open_observed(look), create=True):
+        broker.upload(make_file("a.nc", "IMOS/X/a.nc", content=BIG))
+    assert seen["final"] == (b"the previous version" if existing else None)
+    assert len(seen["temporaries"]) == 1  # the bytes go to a temporary name in the destination folder...
+    assert seen["listed"] == (["IMOS/X/a.nc"] if existing else [])  # ...which no query lists
+    assert final.read_bytes() == BIG
+    assert _temporaries(final.parent) == []
+
+
+class _BrokenSource:
+    """A source that fails after its first chunk (a disk error, a vanished network mount)."""
+
+    def __init__(self, handle):
+        self._handle, self._reads = handle, 0
+
+    def read(self, size=-1):
+        self._reads += 1
+        if self._reads > 2:
+            raise OSError(5, "Input/output error")
+        return self._handle.read(size)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._handle.close()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-file", "replacing"])
+def test_an_interrupted_upload_leaves_no_partial_file_under_the_final_name(broker, area, make_file, existing):
+    import builtins
+    from unittest import mock
+
+    _remote, local = area
+    final = local / "IMOS/X/a.nc"
+    if existing:
+        final.parent.mkdir(parents=True)
+        final.write_bytes(b"the previous version")
+    pipeline_file = make_file("a.nc", "IMOS/X/a.nc", content=BIG)
+    with mock.patch("aodncore.pipeline.storage.open", lambda *a, **k: _BrokenSource(builtins.open(*a, **k)),
+                    create=True), pytest.raises(StorageBrokerError, match="Input/output error"):
+        broker.upload(pipeline_file)
+    assert not pipeline_file.is_stored
+    if existing:
+        assert final.read_bytes() == b"the previous version"
+    else:
+        assert not final.exists()
+    assert _temporaries(final.parent) == []  # the partial temporary is removed too
+    broker.upload(pipeline_file)  # and the retry succeeds
+    assert final.read_bytes() == BIG
+
+
+def test_a_temporary_left_by_a_killed_upload_is_never_listed(broker, area):
+    from aodncore.pipeline.storage import SFTP_UPLOAD_TEMP_PREFIX
+
+    _remote, local = area
+    _fill(local, ["IMOS/a.nc", f"IMOS/{SFTP_UPLOAD_TEMP_PREFIX}0123456789abcdef"])
+    assert broker.query("IMOS/").keys() == ["IMOS/a.nc"]
