@@ -474,7 +474,7 @@ class HandlerBase:
         self.file_collection.update(resolved)
 
     def _check(self) -> None:
-        runner = get_check_runner(self.config, self.logger, self.check_params)
+        runner = get_check_runner(self.config, self.logger, self.check_params, work_dir=self.temp_dir)
         phases.check_files(
             self.file_collection, config=self.config, logger=self.logger, check_params=self.check_params, runner=runner
         )

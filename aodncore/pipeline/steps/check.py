@@ -1,7 +1,9 @@
 """Check step: run each file's check (NetCDF compliance, format, non-empty, table schema) and record the result.
 
 The compliance checker (and its plugin suites) is loaded once per process. Reports are written by the
-compliance checker into a private temporary file per run and read back, and check exceptions are collected
+compliance checker into a private folder inside the run's working folder (``work_dir``: the handler's temporary
+folder, else the config's ``global.tmp_dir``; a private temporary folder only when neither is known) and read back,
+so a killed check leaves nothing behind once the working folder is cleaned, and check exceptions are collected
 through a small ``ComplianceChecker`` subclass, so the runner never replaces ``sys.stdout``/``sys.stderr`` itself.
 NetCDF compliance checks take the fast path of :mod:`aodncore.checks.ccfast` (identical results, a fraction of the
 CPU) unless it is switched off or the installed compliance-checker is not verified for it.
@@ -56,13 +58,15 @@ VALID_OUTPUT_FORMATS = ("text", "html", "json", "json_new")
 _REPORT_SUFFIXES = {"text": ".txt", "html": ".html", "json": ".json", "json_new": ".json"}
 
 
-def get_check_runner(config: Any, logger: Any, check_params: dict | None = None) -> CheckRunnerAdapter:
-    """Return the runner that dispatches each file to the check its ``check_type`` asks for."""
-    return CheckRunnerAdapter(config, logger, check_params=check_params)
+def get_check_runner(config: Any, logger: Any, check_params: dict | None = None,
+                     work_dir: str | None = None) -> CheckRunnerAdapter:
+    """Return the runner that dispatches each file to the check its ``check_type`` asks for (``work_dir``: where
+    check reports are written while a file is checked, see the module docstring)."""
+    return CheckRunnerAdapter(config, logger, check_params=check_params, work_dir=work_dir)
 
 
 def get_child_check_runner(check_type: PipelineFileCheckType, config: Any, logger: Any,
-                           check_params: dict | None = None) -> BaseCheckRunner:
+                           check_params: dict | None = None, work_dir: str | None = None) -> BaseCheckRunner:
     """Return the runner for one check type (``InvalidCheckTypeError`` for ``UNSET``/``NO_ACTION``)."""
     validate_checktype(check_type)
     parameterless_runners = {
@@ -75,7 +79,7 @@ def get_child_check_runner(check_type: PipelineFileCheckType, config: Any, logge
         return TableSchemaCheckRunner(config, logger, check_params=check_params)
     if check_type is not PipelineFileCheckType.NC_COMPLIANCE_CHECK:
         raise InvalidCheckTypeError(f"invalid check type: '{check_type.name}'")
-    return ComplianceCheckerCheckRunner(config, logger, check_params=check_params)
+    return ComplianceCheckerCheckRunner(config, logger, check_params=check_params, work_dir=work_dir)
 
 
 class BaseCheckRunner(BaseStepRunner):
@@ -88,9 +92,11 @@ class BaseCheckRunner(BaseStepRunner):
 class CheckRunnerAdapter(BaseCheckRunner):
     """Run every checkable file through the child runner of its check type; fail if any file is non-compliant."""
 
-    def __init__(self, config: Any, logger: Any, check_params: dict | None = None) -> None:
+    def __init__(self, config: Any, logger: Any, check_params: dict | None = None,
+                 work_dir: str | None = None) -> None:
         super().__init__(config, logger)
         self.check_params = check_params
+        self.work_dir = work_dir
 
     def run(self, files: PipelineFile | PipelineFileCollection) -> None:
         collection = ensure_pipelinefilecollection(files)
@@ -103,7 +109,7 @@ class CheckRunnerAdapter(BaseCheckRunner):
             subset = collection.filter_by_attribute_id("check_type", check_type)
             if not subset:
                 continue
-            runner = get_child_check_runner(check_type, self._config, self._logger, params)
+            runner = get_child_check_runner(check_type, self._config, self._logger, params, work_dir=self.work_dir)
             runner.run(subset)
             checked_ids.update(id(f) for f in subset)
 
@@ -200,6 +206,13 @@ def _trim_blank_lines(lines: list[str]) -> list[str]:
     return lines[start:end]
 
 
+def _configured_tmp_dir(config: Any) -> str | None:
+    try:
+        return config.pipeline_config["global"].get("tmp_dir") or None
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
 class ComplianceCheckerCheckRunner(BaseCheckRunner):
     """Check NetCDF files with the compliance checker, one suite at a time.
 
@@ -208,11 +221,14 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
     ``legacy_cf_verdicts`` (False: True gives compliance-checker 5.0.1's CF verdicts, see
     :mod:`aodncore.checks.cfcompat`) and ``cc_fast_path`` (True: identical results through
     :mod:`aodncore.checks.ccfast`; ``fast_path`` says whether it is used). Unknown suites and invalid criteria or
-    formats are refused at construction with ``InvalidCheckSuiteError``.
+    formats are refused at construction with ``InvalidCheckSuiteError``. ``work_dir`` is where the checker's
+    reports are written (default: the config's ``global.tmp_dir``).
     """
 
-    def __init__(self, config: Any, logger: Any, check_params: dict | None = None) -> None:
+    def __init__(self, config: Any, logger: Any, check_params: dict | None = None,
+                 work_dir: str | None = None) -> None:
         super().__init__(config, logger)
+        self.work_dir = work_dir or _configured_tmp_dir(config)
         params = check_params or {}
         self._check_params = _plain_data(params)  # to build the same runner in a capped child process
         checks = params.get("checks")
@@ -268,7 +284,16 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
         caps = caps if caps is not None else check_limits(self._config)
         if not caps.enabled:
             return self.check_file(path)
-        return check_in_capped_child(type(self), self._child_params(), path, caps)
+        with self._report_folder() as folder:  # made and removed here: also when the child is killed
+            return check_in_capped_child(type(self), self._child_params(), path, caps, work_dir=folder)
+
+    @contextlib.contextmanager
+    def _report_folder(self) -> Any:
+        """A private folder for the checker's reports inside :attr:`work_dir`, removed afterwards."""
+        if self.work_dir:
+            os.makedirs(self.work_dir, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="aodncore-cc-", dir=self.work_dir) as folder:
+            yield folder
 
     def _child_params(self) -> dict[str, Any]:
         """The ``check_params`` this runner was built with (plain data), to build the same runner in the child."""
@@ -284,20 +309,23 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
                 return CheckResult(False, ("invalid NetCDF file",))
 
         compliant, had_errors, log = True, False, []
-        for suite in self.checks:
-            with NETCDF_LOCK:
-                suite_compliant, suite_errors, suite_log = self._run_suite(path, suite)
+        with self._report_folder() as folder:
+            results = []
+            for suite in self.checks:
+                with NETCDF_LOCK:
+                    results.append(self._run_suite(path, suite, folder))
+        for suite_compliant, suite_errors, suite_log in results:
             compliant = compliant and suite_compliant
             had_errors = had_errors or suite_errors
             if not suite_compliant:
                 log.extend(suite_log)
         return CheckResult(compliant, log, had_errors)
 
-    def _run_suite(self, path: str, suite: str) -> tuple[bool, bool, list[str]]:
+    def _run_suite(self, path: str, suite: str, folder: str) -> tuple[bool, bool, list[str]]:
         runner = _compliance_checker()
         errors: list = []
         token = _check_errors.set(errors)
-        fd, report_path = tempfile.mkstemp(prefix="aodncore-cc-", suffix=_REPORT_SUFFIXES[self.output_format])
+        fd, report_path = tempfile.mkstemp(prefix="report-", suffix=_REPORT_SUFFIXES[self.output_format], dir=folder)
         os.close(fd)
         warning = None
         try:

@@ -70,6 +70,7 @@ def _exercise(runner: Any) -> None:
     import netCDF4
 
     with tempfile.TemporaryDirectory(prefix="aodncore-check-warm-up-") as folder:
+        runner.work_dir = folder  # its reports go beside the warm-up file, removed with it
         path = f"{folder}/warm-up.nc"
         with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
             ds.Conventions = "CF-1.6"
@@ -91,22 +92,25 @@ def _exercise(runner: Any) -> None:
             pass
 
 
-def _check_in_child(runner_class: type, params: dict[str, Any], path: str) -> tuple[Any, Any, bool, bool]:
+def _check_in_child(runner_class: type, params: dict[str, Any], path: str,
+                    work_dir: str | None = None) -> tuple[Any, Any, bool, bool]:
     """In the capped child: rebuild the runner and check one file.
 
     The last item says whether an allocation failed: compliance-checker catches exceptions inside each check and
     reports them as check errors (the check step logs them as ``<check>: MemoryError: ...``), so a check that ran
     into the memory cap shows up in the log, not as an exception.
     """
-    result = runner_class(None, None, params).check_file(path)
+    result = runner_class(None, None, params, work_dir=work_dir).check_file(path)
     out_of_memory = any("MemoryError" in str(line) for line in result.log) if result.errors else False
     return result.compliant, result.log, result.errors, out_of_memory
 
 
-def check_in_capped_child(runner_class: type, params: dict[str, Any], path: str, caps: CheckLimits) -> CheckResult:
-    """Run ``runner_class(None, None, params).check_file(path)`` in a capped child and translate what happened."""
+def check_in_capped_child(runner_class: type, params: dict[str, Any], path: str, caps: CheckLimits,
+                          work_dir: str | None = None) -> CheckResult:
+    """Run ``runner_class(None, None, params, work_dir=work_dir).check_file(path)`` in a capped child and
+    translate what happened (``work_dir``: where the child writes the checker's reports)."""
     outcome = run_capped(
-        _check_in_child, runner_class, params, path,
+        _check_in_child, runner_class, params, path, work_dir,
         memory_bytes=caps.memory_bytes, timeout_seconds=caps.timeout_seconds,
         prepare=functools.partial(warm_up_compliance_checks, tuple(params.get("checks") or ())),
     )
