@@ -180,6 +180,15 @@ def ingest(
         list[str] | None,
         typer.Option("--notify", help="recipient told about refused or failed files, e.g. email:ops@example.org"),
     ] = None,
+    handler_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--handler-param",
+            metavar="KEY=VALUE",
+            help="handler constructor parameter (repeatable); VALUE is parsed as JSON when it parses, else taken "
+            "as a string: include_regexes='[\"IMOS_.*\\.nc\"]', archive_input_file=false, harvest_type=csv",
+        ),
+    ] = None,
     settle: Annotated[
         float | None,
         typer.Option(
@@ -187,7 +196,7 @@ def ingest(
             min=0,
             metavar="SECONDS",
             help="take a local file only once unchanged this long; fresher files are looked at again within the "
-            "run (default: global.landing_settle_seconds of the config, else 10)",
+            "run (default: limits.landing_settle_seconds of the config, else 10)",
         ),
     ] = None,
     dry_run: Annotated[
@@ -229,7 +238,7 @@ def ingest(
             archive_uri=archive_uri,
             error_uri=error_uri,
             checks=check,
-            handler_params=_notify_params(notify),
+            handler_params=_handler_params(handler_param, notify),
         )
         # validate everything before running the flow so that mistakes give one clear line
         from aodncore.prefect.credentials import refuse_secrets_in_parameters
@@ -329,12 +338,34 @@ def _validate_settings(settings_options: dict[str, Any], settle: float | None = 
     settings = build_settings(**settings_options)
     if settings.ledger is not None:
         settings.ledger.close()  # the flow opens its own
+    if settings.handler_kwargs:
+        from aodncore.ingest.handlerparams import probe_handler
+
+        try:
+            probe_handler(settings)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     checks = settings_options.get("checks")
     if checks:
         from aodncore.pipeline.steps.check import ComplianceCheckerCheckRunner
 
         ComplianceCheckerCheckRunner(None, logging.getLogger("aodncore.cli"), {"checks": list(checks)})
     return resolve_settle_seconds(settings.config, settle, CLI_SETTLE_SECONDS)
+
+
+def _handler_params(items: list[str] | None, recipients: list[str] | None) -> dict[str, Any] | None:
+    """The handler's constructor parameters from ``--handler-param`` and ``--notify``."""
+    from aodncore.ingest.handlerparams import parse_handler_params
+
+    try:
+        params = parse_handler_params(items)
+    except ValueError as error:
+        raise UsageError(f"--handler-param {error}") from None
+    notify = _notify_params(recipients)
+    if notify and "notify_params" in params:
+        raise UsageError("give the recipients either with --notify or with --handler-param notify_params, not both")
+    params.update(notify or {})
+    return params or None
 
 
 def _notify_params(recipients: list[str] | None) -> dict[str, Any] | None:
@@ -554,6 +585,16 @@ def serve(
     check: Annotated[list[str] | None, typer.Option("--check", help="compliance suite (repeatable)")] = None,
     workers: Annotated[int | None, typer.Option(min=1, max=16, help="files processed in parallel (default: the "
                                                 "cores available where the runs execute)")] = None,
+    settle: Annotated[
+        float | None,
+        typer.Option(
+            "--settle",
+            min=0,
+            metavar="SECONDS",
+            help="take a local file only once unchanged this long (default: limits.landing_settle_seconds of the "
+            "config, else 30); files still settling are left to the next scan",
+        ),
+    ] = None,
 ) -> None:
     """Serve deployments: scan the landing area every INTERVAL seconds, and ingest files announced by S3 events.
 
@@ -570,9 +611,49 @@ def serve(
         sources=source,
         name=name,
         interval=interval,
-        parameters=dict(handler=handler, config_file=config, base_dir=base_dir, checks=check),
+        parameters=dict(handler=handler, config_file=config, base_dir=base_dir, checks=check, settle_seconds=settle),
         workers=workers,
     )
+
+
+BRIDGE_EXIT_CODES_HELP = (
+    "Exit codes: 0 stopped (Ctrl-C, SIGTERM, or --max-batches done); 1 the queue or the Prefect server cannot be "
+    "reached (messages stay queued: restart it, e.g. under systemd); 2 usage or configuration error (bad queue URL, "
+    "no such queue, no access, no PREFECT_API_URL)."
+)
+
+
+@app.command("bridge-sqs", epilog=BRIDGE_EXIT_CODES_HELP)
+def bridge_sqs(
+    queue_url: Annotated[str, typer.Argument(help="SQS queue receiving the landing bucket's S3 notifications")],
+    wait: Annotated[int, typer.Option(min=0, max=20, metavar="SECONDS", help="long-poll time of each receive")] = 20,
+    max_batches: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="stop after N receive calls (default: run until stopped)")
+    ] = None,
+) -> None:
+    """Forward S3 notifications from an SQS queue to the Prefect server as aodncore.s3.object.created events.
+
+    The served ingest-file deployments (aodncore serve s3://...) run on those events. At least once: a message is
+    deleted only after the server accepted its events, so stopping or an outage loses nothing (a message may come
+    again; its duplicate run is a no-op). The Prefect server is PREFECT_API_URL; AWS credentials and region come
+    from the standard AWS chain (the region also from the queue URL).
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aodncore").setLevel(logging.INFO)
+    from aodncore.prefect.sqsbridge import BridgeConfigurationError, BridgeUnavailableError, run_bridge
+
+    try:
+        forwarded = run_bridge(queue_url, wait_seconds=wait, max_batches=max_batches)
+    except KeyboardInterrupt:
+        console.print("bridge-sqs stopped", markup=False, highlight=False)
+        raise typer.Exit(EXIT_OK) from None
+    except BridgeConfigurationError as error:
+        raise _fail_usage(error) from None
+    except BridgeUnavailableError as error:
+        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+    console.print(f"bridge-sqs stopped after {max_batches} batch(es): {forwarded} object(s) forwarded",
+                  markup=False, highlight=False)
 
 
 def _usage_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:

@@ -122,7 +122,7 @@ def test_step_tasks_are_safe_to_retry_and_log_one_summary_line(prefect_harness, 
     assert sum(1 for line in summaries if line.startswith("publish: 1 file(s) stored")) == 2
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["serve"], ["check"]])
+@pytest.mark.parametrize("command", [[], ["ingest"], ["serve"], ["check"], ["bridge-sqs"]])
 def test_help_has_no_rst_markup_and_lists_exit_codes(command):
     from typer.testing import CliRunner
 

@@ -292,7 +292,7 @@ def test_serve_triggers_only_on_its_prefix_and_stopping_leaves_no_late_runs(pref
     name = f"serve-{tmp_path.name[-12:]}".lower()
     serve = subprocess.Popen(
         [sys.executable, "-m", "aodncore.cli", "serve", "s3://served/incoming/", "--name", name,
-         "--interval", "3600", "--base-dir", str(tmp_path / "base")],
+         "--interval", "3600", "--base-dir", str(tmp_path / "base"), "--settle", "7"],
         env=_env(prefect_server, AODNCORE_TEST_UPLOAD="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
@@ -306,6 +306,7 @@ def test_serve_triggers_only_on_its_prefix_and_stopping_leaves_no_late_runs(pref
             on_event = _wait_for(lambda: deployment("ingest-file"), timeout=120, what="served deployments")
             landing = _wait_for(lambda: deployment("ingest-landing"), what="interval deployment")
             assert landing.concurrency_limit == 1 or landing.global_concurrency_limit.limit == 1
+            assert landing.parameters["settle_seconds"] == on_event.parameters["settle_seconds"] == 7  # --settle
             automations = _wait_for(lambda: client.read_resource_related_automations(
                 f"prefect.deployment.{on_event.id}"), what="trigger automation")
             assert all(automation.enabled for automation in automations)
