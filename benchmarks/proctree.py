@@ -112,3 +112,35 @@ def load_average() -> str:
     """The 1/5/15-minute load averages, as text."""
     one, five, fifteen = os.getloadavg()
     return f"{one:.1f} {five:.1f} {fifteen:.1f}"
+
+
+def run_measured(command: list[str], *, env: dict[str, str] | None = None, interval: float = 0.2,
+                 timeout: float = 3600.0) -> dict[str, object]:
+    """Run ``command``, sampling the peak RSS (``VmHWM``) of it and of every descendant until it exits.
+
+    Returns ``wall`` seconds, ``returncode``, ``stdout`` text, ``peak_mib`` of the command's own process and
+    ``peak_descendants_mib`` (the largest of its descendants, e.g. a Prefect server it started).
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        peaks: dict[int, float] = {}
+        deadline = time.monotonic() + timeout
+        while process.poll() is None:
+            for member in descendants(process.pid):
+                try:
+                    peaks[member] = max(peaks.get(member, 0.0), peak_rss_mib(member))
+                except (OSError, ValueError):
+                    continue
+            if time.monotonic() > deadline:
+                process.kill()
+            time.sleep(interval)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    own = peaks.pop(process.pid, 0.0)
+    return {"wall": wall, "returncode": process.returncode, "stdout": text, "peak_mib": own,
+            "peak_descendants_mib": max(peaks.values(), default=0.0)}

@@ -87,3 +87,16 @@ def test_waiting_within_the_run_takes_a_file_that_did_not_change(tmp_path):
     assert slept == [pytest.approx(9.0)] and items[0].obj.fingerprint.startswith("sha256:")
     without_wait = list(plan_landing(str(tmp_path), settle_seconds=10, clock=lambda: changed_at + 1.0))
     assert [item.status for item in without_wait] == ["waiting"]
+
+
+@pytest.mark.parametrize("keep", ["\n", "", "\n\t"])
+def test_scrub_fast_check_agrees_with_the_character_by_character_rule(keep):
+    from aodncore.ingest.names import scrub
+
+    samples = ["plain line", "two\nlines", "tab\there", "bell\x07", "esc \x1b[31mred", "undecodable \udcff",
+               "trailing\n", "\n", "", "carriage\r\nreturn", "wide 文字\nnext", "zero\u200bwidth", "back\\slash\n"]
+    for text in samples:
+        slow_ok = all(char.isprintable() or char in keep for char in text)
+        expected = text if slow_ok else "".join(
+            char if char in keep else scrub(char, keep="") for char in text)
+        assert scrub(text, keep=keep) == expected, (text, keep)

@@ -153,3 +153,45 @@ def test_flow_default_workers_follow_the_available_cores(tmp_path, prefect_harne
     assert [o["status"] for o in outcomes] == [PUBLISHED, PUBLISHED]
     planned = [r.getMessage() for r in seen.records if "to process with" in r.getMessage()]
     assert planned and f"2 to process with {available_cores()} worker(s)" in planned[0]
+
+
+def test_flow_run_logs_keep_every_file_line_in_few_records(tmp_path, prefect_harness):
+    """Through the flow (two worker processes): each file's handler lines reach the run's logs; files that went
+    well share records, the refused file has an ERROR record of its own."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from aodncore.prefect.flows import ingest_landing
+
+    landing = tmp_path / "landing"
+    _land(landing, BAD_NC)
+    good = []
+    for copy in range(2):  # ten files in four batches (two per worker)
+        for name in GOOD_FILES:
+            good.append(name.replace(".nc", f"-copy{copy}.nc"))
+            shutil.copy(IMOS_DIR / name, landing / good[-1])
+    state = ingest_landing(str(landing), base_dir=str(tmp_path / "base"), workers=2, settle_seconds=0,
+                           return_state=True)
+    statuses = sorted(o["status"] for o in state.result(raise_on_failure=False))
+    assert statuses == [PUBLISHED] * len(good) + [QUARANTINED]
+    APILogWorker.drain_all(timeout=30)
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as client:
+        for _ in range(50):
+            handler_logs = [log for log in client.read_logs(log_filter=log_filter)
+                            if log.name == "aodncore.ingest.handler"]
+            if all(any(name in log.message for log in handler_logs) for name in [*good, BAD_NC]):
+                break
+            time.sleep(0.2)
+    text = "\n".join(log.message for log in handler_logs)
+    for name in [*good, BAD_NC]:
+        assert f"handler result for input_file '{(landing / name).as_uri()}'" in text, name
+    (refused,) = [log for log in handler_logs if BAD_NC in log.message]
+    assert refused.level == logging.ERROR
+    assert not any(name in refused.message for name in good)
+    assert "failed the FORMAT_CHECK" in refused.message
+    assert all(log.task_run_id is not None for log in handler_logs)  # each in its batch's task run
+    assert len(handler_logs) <= 4 + 1  # at most one per batch, plus the refused file's

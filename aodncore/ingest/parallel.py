@@ -22,6 +22,7 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from aodncore.ingest.logbatch import LogBatch
 from aodncore.ingest.outcome import FAILED, FileOutcome
 from aodncore.ingest.runner import IngestSettings, ingest_object, record_outcome
 from aodncore.ingest.sources import LandingObject
@@ -176,8 +177,9 @@ class ProcessIngestPool:
     def submit(self, obj: LandingObject) -> Future:
         return self._executor.submit(_ingest_in_worker, obj)
 
-    def ingest(self, obj: LandingObject) -> FileOutcome:
-        """Ingest one object in a worker process (the calling thread waits)."""
+    def ingest(self, obj: LandingObject, logs: LogBatch | None = None) -> FileOutcome:
+        """Ingest one object in a worker process (the calling thread waits); its log records are emitted here, or
+        queued in ``logs`` to travel with other objects' records."""
         try:
             outcome_dict, records = self.submit(obj).result()
         except Exception as error:  # noqa: BLE001 - a crashed worker must not lose the object
@@ -187,7 +189,10 @@ class ProcessIngestPool:
             )
         else:
             for record in records:
-                logging.getLogger(record.name).handle(record)
+                if logs is not None:
+                    logs.add(record)
+                else:
+                    logging.getLogger(record.name).handle(record)
             outcome = FileOutcome.from_dict(outcome_dict)
         record_outcome(self.settings, obj, outcome)
         return outcome

@@ -19,6 +19,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from aodncore.ingest.logbatch import LogBatch
 from aodncore.ingest.outcome import PUBLISHED
 from aodncore.ingest.runner import IngestSettings, ingest_object
 from aodncore.ingest.sources import LandingObject, list_landing
@@ -193,20 +194,22 @@ def ingest_batch_task(
     were refused) otherwise — the same rule as the flows (:mod:`aodncore.prefect.states`).
 
     With a :class:`~aodncore.ingest.parallel.ProcessIngestPool` the files are processed in its worker processes
-    (one at a time per batch) and their log records re-emitted here; without one, in this thread (on Dask: in
-    the worker process running the task). Either way every ``aodncore`` record reaches the run's logs.
+    (one at a time per batch) and their log records re-emitted here, those of files that went well joined into
+    few records (:class:`~aodncore.ingest.logbatch.LogBatch`); without one, in this thread (on Dask: in the
+    worker process running the task). Either way every ``aodncore`` log line reaches the run's logs.
     """
-    with forward_library_logs("aodncore", logging.INFO):
+    with forward_library_logs("aodncore", logging.INFO), LogBatch() as worker_logs:
         logger = get_run_logger()
         outcomes = []
         for obj in objects:
-            outcome = pool.ingest(obj) if pool is not None else ingest_object(obj, settings)
+            outcome = pool.ingest(obj, worker_logs) if pool is not None else ingest_object(obj, settings)
             if not outcome.ok or outcome.status != PUBLISHED:
                 level = logging.INFO if outcome.ok else logging.WARNING
                 logger.log(
                     level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else ""
                 )
             outcomes.append(outcome)
+        worker_logs.flush()
         state = final_state([outcome.status for outcome in outcomes], outcomes, what=f"batch {batch_label}")
         logger.log(logging.WARNING if state.is_failed() else logging.INFO, "%s", state.message)
         return state
