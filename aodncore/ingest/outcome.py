@@ -29,7 +29,7 @@ _CHECK_RESULTS = ("passed", "failed", "n/a")
 _FILE_ROW_KEYS = ("name", "check_passed", "publish_type", "dest_path", "stored", "archived")
 
 
-@dataclass
+@dataclass(slots=True)  # a run keeps one per landing object (100,000 on a large re-scan): no per-instance dict
 class FileOutcome:
     """The result of ingesting one landing object.
 

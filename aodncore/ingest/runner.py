@@ -352,7 +352,9 @@ def new_ingest_id() -> str:
 
 
 def _plain(obj: LandingObject, status: str, *, error: str | None = None, note: str | None = None) -> FileOutcome:
-    return FileOutcome(source=shown(obj.uri), name=shown(obj.name), status=status, error=error, note=note)
+    # notes repeat across objects (a re-scan skips thousands with the same one): share one string each
+    return FileOutcome(source=shown(obj.uri), name=shown(obj.name), status=status, error=error,
+                       note=sys.intern(note) if note else note)
 
 
 def ingest_object(obj: LandingObject, settings: IngestSettings) -> FileOutcome:
@@ -475,8 +477,8 @@ def dispose_skipped(obj: LandingObject, settings: IngestSettings, note: str = "a
         logger.warning("%s: %s, but it could not be removed from the landing area: %s", shown(obj.uri), note,
                        shown(format_exception(error)))
         return _plain(obj, SKIPPED, note=f"{note}; could not be removed from the landing area")
-    if removed:
-        logger.info("%s: %s; removed from the landing area", shown(obj.uri), note)
+    if removed:  # the outcome says so (table artifact, result); one line per object would flood the run log
+        logger.debug("%s: %s; removed from the landing area", shown(obj.uri), note)
         return _plain(obj, SKIPPED, note=f"{note}; removed from the landing area")
     return _plain(obj, SKIPPED, note=f"{note}; left in the landing area (it changed or vanished meanwhile)")
 

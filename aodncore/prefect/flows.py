@@ -28,6 +28,7 @@ from __future__ import annotations
 import heapq
 import logging
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -54,7 +55,7 @@ from aodncore.prefect.artifacts import create_failure_report, create_outcome_tab
 from aodncore.prefect.credentials import refuse_secrets_in_parameters, run_credentials
 from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
 from aodncore.prefect.fileevents import FileEventEmitter
-from aodncore.prefect.logbridge import forward_library_logs
+from aodncore.prefect.logbridge import context_thread_pool, forward_library_logs
 from aodncore.prefect.states import IngestRunFailed, final_state
 from aodncore.prefect.tasks import ingest_batch_task
 
@@ -67,6 +68,9 @@ MAX_WORKERS = 16
 """At most this many batches (and worker processes) per run, except on an existing Dask cluster."""
 
 IN_PROGRESS_ELSEWHERE = "in progress elsewhere (claimed by another run)"
+
+DRAIN_THREADS = 8
+"""Already-ingested S3 landing objects removed at once (each a HEAD confirming the listed content, then a DELETE)."""
 
 
 class IngestFlow(Flow):
@@ -253,15 +257,16 @@ def _process(
     objects here or on Dask; one outcome per landing entry."""
     candidates: list[LandingObject] = []
     outcomes: list[FileOutcome] = []
-    for item in items:
-        if item.status == TODO:
-            assert item.obj is not None
-            candidates.append(item.obj)
-        elif item.status == SKIPPED:
-            assert item.obj is not None
-            outcomes.append(dispose_skipped(item.obj, settings))
-        else:
-            outcomes.append(item.outcome())
+    with _SkippedDisposal(settings, outcomes) as disposal:
+        for item in items:
+            if item.status == TODO:
+                assert item.obj is not None
+                candidates.append(item.obj)
+            elif item.status == SKIPPED:
+                assert item.obj is not None
+                disposal.dispose(item.obj)
+            else:
+                outcomes.append(item.outcome())
     # the plan looked the candidates up already; claiming checks again, after the claim, for a run that
     # finished one of them meanwhile
     claim = writer.claim(candidates, skip_done=skip_ingested, look_up_first=False)
@@ -284,6 +289,44 @@ def _process(
     else:
         outcomes.extend(_run_batches_here(todo, settings, workers))
     return outcomes
+
+
+class _SkippedDisposal:
+    """Outcomes of already-ingested objects, appended to ``outcomes`` in plan order. Removing one from an S3
+    landing area costs two requests (HEAD to confirm the listed content, then DELETE), so those run on a few
+    threads (in the run's context, so their warnings reach its logs), a bounded number at a time."""
+
+    def __init__(self, settings: IngestSettings, outcomes: list[FileOutcome], threads: int = DRAIN_THREADS) -> None:
+        self.settings = settings
+        self.outcomes = outcomes
+        self._threads = threads if settings.delete_landing else 0
+        self._pool: Any = None
+        self._slots = threading.BoundedSemaphore(4 * max(threads, 1))
+
+    def __enter__(self) -> _SkippedDisposal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def dispose(self, obj: LandingObject) -> None:
+        if not self._threads or not obj.is_s3:
+            self.outcomes.append(dispose_skipped(obj, self.settings))
+            return
+        if self._pool is None:
+            self._pool = context_thread_pool(self._threads, thread_name_prefix="aodncore-drain")
+        index = len(self.outcomes)
+        self.outcomes.append(_skipped(obj, "already ingested (same content)"))  # until the removal is done
+        self._slots.acquire()
+        future = self._pool.submit(dispose_skipped, obj, self.settings)
+        future.add_done_callback(lambda done: self._done(index, done))
+
+    def _done(self, index: int, future: Any) -> None:
+        try:
+            self.outcomes[index] = future.result()
+        finally:
+            self._slots.release()
 
 
 def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, workers: int) -> list[FileOutcome]:
