@@ -158,3 +158,10 @@ class CredentialCheckingHandler(ImosGenericHandler):
         smtp_ok = self.config.pipeline_config["mail"].get("smtp_pass") == os.environ.get(EXPECTED_SMTP_PASSWORD_ENV)
         if not (aws_ok and smtp_ok):
             raise RuntimeError(f"credentials from blocks missing: aws={aws_ok} smtp={smtp_ok}")
+
+
+def warmed_checks() -> list[tuple[str, ...]]:
+    """The compliance suites warmed up in the calling process (run in a worker process by tests)."""
+    from aodncore.pipeline.steps import checklimits
+
+    return sorted(checklimits._warmed)

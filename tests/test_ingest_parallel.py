@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from pathlib import Path
 
 from ingest_helpers import BAD_NC, GOOD_FILES, HANDLER_PREFIX, IMOS_DIR
 
@@ -195,3 +196,32 @@ def test_flow_run_logs_keep_every_file_line_in_few_records(tmp_path, prefect_har
     assert "failed the FORMAT_CHECK" in refused.message
     assert all(log.task_run_id is not None for log in handler_logs)  # each in its batch's task run
     assert len(handler_logs) <= 4 + 1  # at most one per batch, plus the refused file's
+
+
+def test_workers_forked_from_the_fork_server_start_with_the_checker_warm(tmp_path):
+    """The fork server warms compliance-checker up for the first pool's suites; its workers check without
+    warming up again (and with the same outcomes as an unwarmed check)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, shutil, sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from ingest_helpers import GOOD_FILES, IMOS_DIR, warmed_checks
+from aodncore.ingest import list_landing
+from aodncore.ingest.configure import build_settings
+from aodncore.ingest.parallel import ProcessIngestPool
+landing = {str(tmp_path / "landing")!r}
+os.makedirs(landing)
+name = next(iter(GOOD_FILES))
+shutil.copy(IMOS_DIR / name, os.path.join(landing, name))
+settings = build_settings(base_dir={str(tmp_path / "base")!r}, checks=["cf:1.6"], delete_landing=False)
+(obj,) = list(list_landing(landing))
+with ProcessIngestPool(settings, workers=1) as pool:
+    print("WARMED", pool._executor.submit(warmed_checks).result())
+    print("STATUS", pool.ingest(obj).status)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "WARMED [('cf:1.6',)]" in result.stdout, result.stdout
+    assert "STATUS published" in result.stdout

@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import forkserver
 from typing import Any
 
 from aodncore.ingest.logbatch import LogBatch
@@ -37,6 +38,9 @@ PRELOAD_MODULES = [
     "aodncore.pipeline.steps.check",
     "compliance_checker.runner",
 ]
+
+WARM_CHECKS_ENV = "AODNCORE_FORKSERVER_WARM_CHECKS"
+"""Set while the fork server starts: the compliance suites it warms up (see :mod:`aodncore.ingest.forkwarm`)."""
 
 _worker_settings: IngestSettings | None = None
 _combine_logs = True
@@ -137,13 +141,30 @@ def _ingest_in_worker(obj: LandingObject) -> tuple[dict[str, Any], list[logging.
     return outcome.to_dict(), records
 
 
-def _mp_context() -> Any:
+def _mp_context(checks: tuple[str, ...] = ()) -> Any:
+    """The forkserver context; the first call starts the fork server, pre-importing the pipeline and warming
+    compliance-checker up for ``checks`` there (:mod:`aodncore.ingest.forkwarm`)."""
     global _context
     with _context_lock:
         if _context is None:
-            _context = multiprocessing.get_context("forkserver")
-            _context.set_forkserver_preload(PRELOAD_MODULES)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([*PRELOAD_MODULES, "aodncore.ingest.forkwarm"])
+            previous = os.environ.get(WARM_CHECKS_ENV)
+            os.environ[WARM_CHECKS_ENV] = ",".join(checks)
+            try:
+                forkserver.ensure_running()  # now, with the variable set: it outlives this pool
+            finally:
+                if previous is None:
+                    os.environ.pop(WARM_CHECKS_ENV, None)
+                else:
+                    os.environ[WARM_CHECKS_ENV] = previous
+            _context = context
         return _context
+
+
+def _checks(settings: IngestSettings) -> tuple[str, ...]:
+    check_params = dict(settings.handler_kwargs or {}).get("check_params") or {}
+    return tuple(str(name) for name in check_params.get("checks") or ())
 
 
 class ProcessIngestPool:
@@ -160,7 +181,7 @@ class ProcessIngestPool:
         worker_settings = settings.for_worker()
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=_mp_context(),
+            mp_context=_mp_context(_checks(settings)),
             initializer=_init_worker,
             initargs=(worker_settings, log_level, dict(os.environ), combine_logs),
         )
