@@ -1,0 +1,118 @@
+"""What one log record and one event cost a flow run: the flow process and the local Prefect API server.
+
+A flow run against the server the CLI starts (:func:`aodncore.prefect.runtime.start_server_early`) emits, per
+variant, ``--items`` of:
+
+* ``records`` — one ``aodncore`` log record each (three lines, the size of a file's combined worker record);
+* ``joined`` — the same lines, 100 to a record (:class:`aodncore.ingest.logbatch.LogBatch`'s way);
+* ``events`` — one ``aodncore.file.published`` event each (:class:`aodncore.prefect.fileevents.FileEventEmitter`,
+  posted in batches), with its usual related resources (handler, destination, flow run);
+* ``events-bare`` — the same events without related resources (each related resource is a row the server stores);
+* ``nothing`` — the empty flow run, the baseline.
+
+CPU per item: this process (``time.process_time``) and the server's process tree (``/proc``, after the server
+went idle). Usage::
+
+    .venv/bin/python benchmarks/bench_prefect_records.py --items 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import proctree  # noqa: E402
+
+VARIANTS = ("nothing", "records", "joined", "events", "events-bare")
+
+
+def _emit(kind: str, count: int, flow_run_id: str) -> None:
+    from aodncore.ingest.outcome import FileOutcome
+    from aodncore.ingest.sources import LandingObject
+    from aodncore.prefect import fileevents
+
+    log = logging.getLogger("aodncore.ingest.handler")
+    if kind == "records":
+        for index in range(count):
+            log.info("running ImosGenericHandler on 'file:///land/IMOS_%05d.nc'\n  handler result for input_file "
+                     "'file:///land/IMOS_%05d.nc': SUCCESS\n  published to IMOS/ANMN/IMOS_%05d.nc", index, index,
+                     index)
+    elif kind == "joined":
+        for start in range(0, count, 100):
+            log.info("\n".join(f"running ImosGenericHandler on 'file:///land/IMOS_{index:05d}.nc'\n  handler "
+                               f"result for input_file 'file:///land/IMOS_{index:05d}.nc': SUCCESS"
+                               for index in range(start, min(start + 100, count))))
+    elif kind.startswith("events"):
+        original = fileevents.file_event
+        if kind == "events-bare":
+            def bare(*args, **kwargs):
+                event = original(*args, **kwargs)
+                event["related"] = []
+                return event
+            fileevents.file_event = bare
+        try:
+            emitter = fileevents.FileEventEmitter("ImosGenericHandler", flow_run_id)
+            for index in range(count):
+                obj = LandingObject(uri=f"file:///land/IMOS_{index:05d}.nc", name=f"IMOS_{index:05d}.nc", size=100,
+                                    fingerprint="sha256:0")
+                emitter(obj, FileOutcome(source=obj.uri, name=obj.name, status="published", handler="Imos",
+                                         destination=f"file:///published/IMOS_{index:05d}.nc"))
+            emitter.close()
+        finally:
+            fileevents.file_event = original
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    from aodncore.prefect import runtime
+
+    runtime.start_server_early()
+    for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
+                                ("CONSOLE_TASK_RUNS", "CRITICAL")):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
+    server_pid = runtime._early_server.pid if runtime._early_server is not None else None
+    runtime.wait_for_server()
+
+    from prefect import flow
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    from aodncore.prefect.logbridge import forward_library_logs
+
+    logging.getLogger("aodncore").propagate = False
+
+    @flow(name="bench-prefect-records")
+    def emit_flow(kind: str, count: int) -> None:
+        from prefect.runtime import flow_run
+
+        with forward_library_logs("aodncore", logging.INFO):
+            _emit(kind, count, str(flow_run.id))
+
+    emit_flow("nothing", 1)  # warm
+    print(f"load {proctree.load_average()}; {args.items} items per run; ms per item (flow process / server)")
+    for round_index in range(args.rounds):
+        for kind in VARIANTS:
+            server_before = proctree.subtree_cpu(server_pid) if server_pid else 0.0
+            own_before = time.process_time()
+            emit_flow(kind, args.items)
+            APILogWorker.drain_all(timeout=60)
+            EventsWorker.drain_all(timeout=60)
+            if server_pid:
+                proctree.wait_until_idle([server_pid])
+            own = 1000 * (time.process_time() - own_before) / args.items
+            server = 1000 * ((proctree.subtree_cpu(server_pid) if server_pid else 0.0) - server_before) / args.items
+            print(f"round {round_index} {kind:<12} flow {own:6.3f}  server {server:6.3f}", flush=True)
+    print(f"load at the end {proctree.load_average()}")
+
+
+if __name__ == "__main__":
+    main()
