@@ -15,13 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["app", "main"]
+from aodncore.cli_output import EXIT_CODES_HELP, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, console, out
+from aodncore.cli_output import configuration_errors as _configuration_errors
+from aodncore.cli_output import fail_usage as _fail_usage
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-EXIT_CODES_HELP = (
-    "Exit codes: 0 every file published (or already ingested); 1 some file was quarantined or failed; "
-    "2 usage or configuration error."
-)
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="aodncore",
@@ -31,70 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
 
-
-def _add_server_commands() -> None:
-    from aodncore.cli_server import server_app
-
-    app.add_typer(server_app, name="server")
-
-
-_add_server_commands()
-
-
-class UsageError(Exception):
-    """A configuration or usage problem reported in one line with exit code 2."""
-
-
-def _configuration_errors() -> tuple[type[BaseException], ...]:
-    import jsonschema
-
-    from aodncore.pipeline.exceptions import (
-        InvalidCheckSuiteError,
-        InvalidConfigError,
-        InvalidHandlerError,
-        InvalidStoreUrlError,
-        MissingConfigFileError,
-    )
-    from aodncore.prefect.credentials import SecretInParameterError
-    from aodncore.prefect.daskrun import DaskConfigurationError
-
-    return (
-        UsageError,
-        DaskConfigurationError,
-        SecretInParameterError,
-        InvalidCheckSuiteError,
-        InvalidConfigError,
-        InvalidHandlerError,
-        InvalidStoreUrlError,
-        MissingConfigFileError,
-        jsonschema.exceptions.ValidationError,
-        FileNotFoundError,
-    )
-
-
-_SECRET_WORDS = ("pass", "secret", "token", "key", "credential")
-
-
-def _usage_message(error: BaseException) -> str:
-    """One line describing ``error``; a schema error about a secret-looking setting does not echo its value."""
-    path = [str(part) for part in getattr(error, "absolute_path", ())]
-    if path and any(word in part.lower() for part in path for word in _SECRET_WORDS):
-        return f"invalid value for '{'/'.join(path)}' (fails '{getattr(error, 'validator', '?')}'; value not shown)"
-    message = getattr(error, "message", None) or str(error)
-    if path:
-        message = f"{'/'.join(path)}: {message}"
-    return " ".join(message.split())
-
-
-def _fail_usage(error: BaseException) -> typer.Exit:
-    from rich.markup import escape
-
-    message = _usage_message(error)
-    console.print(f"[red]error:[/red] {escape(f'{type(error).__name__}: {message}')}", soft_wrap=True)
-    return typer.Exit(EXIT_USAGE)
 
 
 def _configure_console_logging(verbose: bool) -> None:
@@ -574,86 +509,15 @@ def _describe_entry_point_object(obj: object) -> str:
     return text
 
 
-@app.command(epilog="Exit codes: 0 stopped cleanly; 2 usage or configuration error.")
-def serve(
-    source: Annotated[list[str], typer.Argument(help="landing folder(s) or s3:// prefix(es) to poll")],
-    name: Annotated[str, typer.Option(help="deployment name")] = "aodncore",
-    interval: Annotated[int, typer.Option(min=10, help="seconds between scans of the landing area")] = 300,
-    handler: Annotated[str | None, typer.Option(help="handler entry-point name or MODULE:CLASS")] = None,
-    config: Annotated[str | None, typer.Option("--config", help="pipeline config JSON file")] = None,
-    base_dir: Annotated[str | None, typer.Option(help="base folder of the embedded default stores")] = "aodn-data",
-    check: Annotated[list[str] | None, typer.Option("--check", help="compliance suite (repeatable)")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, max=16, help="files processed in parallel (default: the "
-                                                "cores available where the runs execute)")] = None,
-    settle: Annotated[
-        float | None,
-        typer.Option(
-            "--settle",
-            min=0,
-            metavar="SECONDS",
-            help="take a local file only once unchanged this long (default: limits.landing_settle_seconds of the "
-            "config, else 30); files still settling are left to the next scan",
-        ),
-    ] = None,
-) -> None:
-    """Serve deployments: scan the landing area every INTERVAL seconds, and ingest files announced by S3 events.
+def _add_long_running_commands() -> None:
+    from aodncore import cli_serve
+    from aodncore.cli_server import server_app
 
-    The ingest-file deployment runs on Prefect events named aodncore.s3.object.created for objects under the
-    served s3:// prefixes (see aodncore.prefect.triggers); one scan runs at a time. Stop with Ctrl-C or SIGTERM:
-    the deployments are paused and their event triggers disabled, so no runs pile up while nobody serves them.
-    """
-    from aodncore.prefect.runtime import prepare_prefect_environment
-
-    prepare_prefect_environment()
-    from aodncore.prefect.deployments import serve_deployments
-
-    serve_deployments(
-        sources=source,
-        name=name,
-        interval=interval,
-        parameters=dict(handler=handler, config_file=config, base_dir=base_dir, checks=check, settle_seconds=settle),
-        workers=workers,
-    )
+    cli_serve.register(app)
+    app.add_typer(server_app, name="server")
 
 
-BRIDGE_EXIT_CODES_HELP = (
-    "Exit codes: 0 stopped (Ctrl-C, SIGTERM, or --max-batches done); 1 the queue or the Prefect server cannot be "
-    "reached (messages stay queued: restart it, e.g. under systemd); 2 usage or configuration error (bad queue URL, "
-    "no such queue, no access, no PREFECT_API_URL)."
-)
-
-
-@app.command("bridge-sqs", epilog=BRIDGE_EXIT_CODES_HELP)
-def bridge_sqs(
-    queue_url: Annotated[str, typer.Argument(help="SQS queue receiving the landing bucket's S3 notifications")],
-    wait: Annotated[int, typer.Option(min=0, max=20, metavar="SECONDS", help="long-poll time of each receive")] = 20,
-    max_batches: Annotated[
-        int | None, typer.Option(min=1, metavar="N", help="stop after N receive calls (default: run until stopped)")
-    ] = None,
-) -> None:
-    """Forward S3 notifications from an SQS queue to the Prefect server as aodncore.s3.object.created events.
-
-    The served ingest-file deployments (aodncore serve s3://...) run on those events. At least once: a message is
-    deleted only after the server accepted its events, so stopping or an outage loses nothing (a message may come
-    again; its duplicate run is a no-op). The Prefect server is PREFECT_API_URL; AWS credentials and region come
-    from the standard AWS chain (the region also from the queue URL).
-    """
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aodncore").setLevel(logging.INFO)
-    from aodncore.prefect.sqsbridge import BridgeConfigurationError, BridgeUnavailableError, run_bridge
-
-    try:
-        forwarded = run_bridge(queue_url, wait_seconds=wait, max_batches=max_batches)
-    except KeyboardInterrupt:
-        console.print("bridge-sqs stopped", markup=False, highlight=False)
-        raise typer.Exit(EXIT_OK) from None
-    except BridgeConfigurationError as error:
-        raise _fail_usage(error) from None
-    except BridgeUnavailableError as error:
-        console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_REFUSED) from None
-    console.print(f"bridge-sqs stopped after {max_batches} batch(es): {forwarded} object(s) forwarded",
-                  markup=False, highlight=False)
+_add_long_running_commands()
 
 
 def _usage_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
