@@ -189,7 +189,10 @@ class Supervisor:
             import uvicorn
             from prefect.server.api.server import create_app
 
+            from aodncore.prefect.localserver import fastevents
             from aodncore.prefect.localserver.activity import ActivityTracker
+
+            fastevents.install()
 
             gc.freeze()  # create_app(final=True) runs a full collection: the imported modules stay out of it (-40 %)
             self.tracker = ActivityTracker(create_app(final=True), self.identity)

@@ -1,0 +1,109 @@
+"""Cheaper event handling inside the background server, with the same stored events.
+
+A per-file ``aodncore.file.*`` event cost the local server 2.2–3.8 ms of CPU (``benchmarks/bench_prefect_records.py``);
+two parts of that are pure overhead that this module removes, in the background server only
+(:mod:`.supervisor` calls :func:`install` before the app is built):
+
+* **The SQLite event writer.** Prefect's ``_write_sqlite_events`` inserts each batch with a multi-row
+  ``INSERT … VALUES`` that SQLAlchemy compiles anew for every batch (a bind parameter per column per row; 35 % of
+  the server's samples). :func:`write_sqlite_events` stores the same rows with one cached ``executemany`` statement
+  per table — Prefect's PostgreSQL path does the same. Semantics kept: events whose id is already stored are
+  skipped with their resources, every other event gets its row and one ``event_resources`` row per resource
+  (primary and related), all in the caller's transaction. An id twice in one call is stored once (Prefect's writer
+  stores the first when the two land in different parameter batches, and fails the flush when they share one).
+* **The task-run recorder** parses every event on the bus and then drops all but ``prefect.task-run.*``: its
+  handler is given only those (the bus message carries the event name as an attribute, so others are dropped
+  before parsing).
+
+Both replace private Prefect names, so they are installed only for the Prefect versions they were verified against
+(:data:`VERIFIED_PREFECT_VERSIONS`; ``tests/test_localserver_fastevents.py`` compares the stored rows and the events
+read back through the API with Prefect's own writer). Any other version keeps Prefect's own code and the server log
+says so. ``AODNCORE_SERVER_FAST_EVENTS=0`` keeps Prefect's own code too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+from typing import Any
+
+__all__ = ["ENV_FAST_EVENTS", "VERIFIED_PREFECT_VERSIONS", "install", "write_sqlite_events"]
+
+logger = logging.getLogger("aodncore.prefect.localserver")
+
+VERIFIED_PREFECT_VERSIONS = frozenset({"3.9.1"})
+"""Prefect versions whose event writer and task-run recorder these replacements were checked against."""
+
+ENV_FAST_EVENTS = "AODNCORE_SERVER_FAST_EVENTS"
+
+_ID_CHUNK = 500
+"""Ids per ``SELECT … WHERE id IN (…)`` (SQLite's default limit is 999 bind parameters per statement)."""
+
+_TASK_RUN_EVENTS = "prefect.task-run"
+
+
+async def write_sqlite_events(session: Any, events: list[Any]) -> None:
+    """Store ``events`` (``ReceivedEvent``) as Prefect's SQLite writer does, with ``executemany`` inserts."""
+    import sqlalchemy as sa
+    from prefect.server.database import provide_database_interface
+
+    db = provide_database_interface()
+    stored: set[Any] = set()
+    ids = list({event.id for event in events})
+    for start in range(0, len(ids), _ID_CHUNK):
+        result = await session.scalars(sa.select(db.Event.id).where(db.Event.id.in_(ids[start:start + _ID_CHUNK])))
+        stored.update(result.all())
+    fresh = []
+    for event in events:
+        if event.id not in stored:
+            stored.add(event.id)  # a second copy in this call is a duplicate too
+            fresh.append(event)
+    if not fresh:
+        return
+    await session.execute(sa.insert(db.Event.__table__), [event.as_database_row() for event in fresh])
+    resource_rows = [row for event in fresh for row in event.as_database_resource_rows()]
+    if resource_rows:
+        await session.execute(sa.insert(db.EventResource.__table__), resource_rows)
+
+
+def _only_task_run_events(consumer: Any) -> Any:
+    """Wrap the task-run recorder's ``consumer`` context manager: its handler sees only task-run events."""
+
+    @asynccontextmanager
+    async def filtered_consumer(*args: Any, **kwargs: Any):
+        async with consumer(*args, **kwargs) as handler:
+            async def handle(message: Any) -> None:
+                name = (message.attributes or {}).get("event")
+                if isinstance(name, str) and not name.startswith(_TASK_RUN_EVENTS):
+                    return
+                await handler(message)
+
+            yield handle
+
+    filtered_consumer.__wrapped__ = consumer  # type: ignore[attr-defined]
+    return filtered_consumer
+
+
+def install() -> bool:
+    """Install both replacements in this (server) process when the installed Prefect was verified; True if done."""
+    import prefect
+
+    if os.environ.get(ENV_FAST_EVENTS, "1").strip().lower() in ("0", "false", "no", "off"):
+        logger.info("%s=0: Prefect's own event writer and task-run recorder kept", ENV_FAST_EVENTS)
+        return False
+    version = prefect.__version__
+    from prefect.server.events.storage import database
+    from prefect.server.services import task_run_recorder
+
+    if version not in VERIFIED_PREFECT_VERSIONS or not hasattr(database, "_write_sqlite_events") or \
+            not hasattr(task_run_recorder, "consumer"):
+        logger.info("Prefect %s: its own event writer and task-run recorder kept (aodncore's were verified for %s)",
+                    version, ", ".join(sorted(VERIFIED_PREFECT_VERSIONS)))
+        return False
+    if getattr(task_run_recorder.consumer, "__wrapped__", None) is None:
+        task_run_recorder.consumer = _only_task_run_events(task_run_recorder.consumer)
+    database._write_sqlite_events = write_sqlite_events
+    logger.info("Prefect %s: events stored with executemany inserts; task-run recorder given task-run events only",
+                version)
+    return True

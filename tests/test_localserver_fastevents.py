@@ -1,0 +1,217 @@
+"""The background server's event fast path stores exactly what Prefect's own code stores.
+
+* :func:`aodncore.prefect.localserver.fastevents.write_sqlite_events` against Prefect's ``_write_sqlite_events``:
+  the same events written into two fresh Prefect databases (from the shipped template) give the same rows in
+  ``events`` and ``event_resources`` and the same events read back; already-stored ids are skipped with their
+  resources.
+* The task-run recorder's filter passes task-run events (and anything it cannot name) and drops the rest unparsed.
+* A real ``aodncore ingest`` against a fresh background server: the server says the fast path is on, the run's task
+  runs are recorded (through the filtered recorder) and the per-file events read back through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.prefect
+
+BASE = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def _event(index: int, related: int) -> object:
+    from prefect.server.events.schemas.events import ReceivedEvent
+
+    return ReceivedEvent(
+        id=uuid.UUID(int=index + 1),
+        occurred=BASE + timedelta(seconds=index),
+        received=BASE + timedelta(seconds=index, milliseconds=5),
+        event="aodncore.file." + ("published", "quarantined", "failed")[index % 3],
+        resource={"prefect.resource.id": f"file:///land/IMOS_{index:04d}.nc",
+                  "prefect.resource.name": f"IMOS_{index:04d}.nc", "aodncore.fingerprint": f"sha256:{index}"},
+        related=[{"prefect.resource.id": f"aodncore.check.c{k}", "prefect.resource.role": "failed-check",
+                  "prefect.resource.name": f"c{k}"} for k in range(related)],
+        payload={"status": "x", "size": index, "failed_checks": [f"c{k}" for k in range(related)],
+                 "text": "é\u2603" * index},
+        follows=uuid.UUID(int=index) if index % 5 == 0 and index else None,
+    )
+
+
+async def _write_and_dump(url: str, writer, batches: list[list]) -> tuple[list, list, list]:
+    import sqlalchemy as sa
+    from prefect.server.database import provide_database_interface
+    from prefect.server.database.configurations import AioSqliteConfiguration
+    from prefect.server.database.dependencies import temporary_database_config
+    from prefect.server.events.schemas.events import ReceivedEvent
+    from prefect.server.events.storage import database
+
+    with temporary_database_config(AioSqliteConfiguration(connection_url=url)):
+        db = provide_database_interface()
+        for batch in batches:
+            async with db.session_context(begin_transaction=True) as session:
+                await writer(session, batch)
+        async with db.session_context() as session:
+            events = (await session.execute(sa.select(db.Event.__table__).order_by("id"))).mappings().all()
+            resources = (await session.execute(
+                sa.select(db.EventResource.__table__).order_by("event_id", "resource_role", "resource_id")
+            )).mappings().all()
+            read = await database.read_events(session, _all_events_filter())
+            read_back = [ReceivedEvent.model_validate(row, from_attributes=True).model_dump(mode="json")
+                         for row in read]
+        await db.engine()
+        engine = await db.database_config.engine()
+        await engine.dispose()
+    skip = {"recorded", "created", "updated"}
+    return ([{k: v for k, v in row.items() if k not in skip} for row in events],
+            [{k: v for k, v in row.items() if k not in skip | {"id"}} for row in resources],
+            [{k: v for k, v in row.items() if k != "recorded"} for row in read_back])
+
+
+def _all_events_filter():
+    from prefect.server.events.filters import EventFilter, EventOccurredFilter
+
+    return EventFilter(occurred=EventOccurredFilter(since=BASE - timedelta(days=1), until=BASE + timedelta(days=1)))
+
+
+def _database(tmp_path: Path, name: str) -> str:
+    from aodncore.prefect.localserver import dbtemplate
+
+    path = tmp_path / name / "prefect.db"
+    path.parent.mkdir()
+    assert dbtemplate.create_database_from_template(path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def test_the_executemany_writer_stores_what_prefects_writer_stores(tmp_path):
+    from prefect.server.events.storage import database
+
+    from aodncore.prefect.localserver import fastevents
+
+    prefects = database._write_sqlite_events
+    assert prefects is not fastevents.write_sqlite_events
+    events = [_event(index, related=index % 7) for index in range(90)]  # > one of Prefect's parameter batches
+    # second call: 10 already stored (skipped with their resources) and 10 new
+    batches = [events[:70], events[60:80], events[80:]]
+
+    theirs = asyncio.run(_write_and_dump(_database(tmp_path, "prefect"), prefects, batches))
+    ours = asyncio.run(_write_and_dump(_database(tmp_path, "aodncore"), fastevents.write_sqlite_events, batches))
+
+    assert len(theirs[0]) == 90 and len(theirs[1]) == sum(1 + index % 7 for index in range(90))
+    assert ours == theirs
+
+
+def test_the_writer_skips_an_all_duplicate_call_and_a_second_copy_in_one_call(tmp_path):
+    from aodncore.prefect.localserver import fastevents
+
+    events = [_event(index, related=2) for index in range(5)]
+    url = _database(tmp_path, "dup")
+    rows, resources, _ = asyncio.run(_write_and_dump(
+        url, fastevents.write_sqlite_events, [events, events[:3], [events[4], _event(7, 1), _event(7, 1)]]))
+
+    assert [row["id"] for row in rows] == [uuid.UUID(int=n) for n in (1, 2, 3, 4, 5, 8)]
+    assert len(resources) == 5 * 3 + 2
+
+
+def test_the_task_run_recorder_filter_drops_other_events_before_parsing():
+    from contextlib import asynccontextmanager
+
+    from prefect.server.utilities.messaging.memory import MemoryMessage
+
+    from aodncore.prefect.localserver import fastevents
+
+    seen: list[bytes] = []
+
+    @asynccontextmanager
+    async def consumer(**kwargs):
+        assert kwargs == {"write_batch_size": 3}
+
+        async def handler(message):
+            seen.append(message.data)
+
+        yield handler
+
+    async def feed() -> None:
+        async with fastevents._only_task_run_events(consumer)(write_batch_size=3) as handle:
+            for data, attributes in ((b"a", {"event": "aodncore.file.published", "id": "1"}),
+                                     (b"b", {"event": "prefect.task-run.Completed", "id": "2"}),
+                                     (b"c", {"id": "3"}), (b"d", None),
+                                     (b"e", {"event": "prefect.flow-run.Running", "id": "4"})):
+                await handle(MemoryMessage(data, attributes))
+
+    asyncio.run(feed())
+    assert seen == [b"b", b"c", b"d"]
+
+
+def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
+    import prefect
+    from prefect.server.events.storage import database
+    from prefect.server.services import task_run_recorder
+
+    from aodncore.prefect.localserver import fastevents
+
+    monkeypatch.setattr(database, "_write_sqlite_events", database._write_sqlite_events)
+    monkeypatch.setattr(task_run_recorder, "consumer", task_run_recorder.consumer)
+    monkeypatch.setattr(prefect, "__version__", "3.99.0")
+    caplog.set_level("INFO", logger="aodncore.prefect.localserver")
+    before = database._write_sqlite_events
+
+    assert fastevents.install() is False
+    assert database._write_sqlite_events is before
+    assert "Prefect 3.99.0: its own event writer and task-run recorder kept" in caplog.text
+
+    monkeypatch.setattr(prefect, "__version__", sorted(fastevents.VERIFIED_PREFECT_VERSIONS)[0])
+    monkeypatch.setenv(fastevents.ENV_FAST_EVENTS, "0")
+    assert fastevents.install() is False and database._write_sqlite_events is before
+
+    monkeypatch.delenv(fastevents.ENV_FAST_EVENTS)
+    assert fastevents.install() is True
+    assert database._write_sqlite_events is fastevents.write_sqlite_events
+    assert task_run_recorder.consumer.__wrapped__ is not None
+
+
+@pytest.mark.timeout(600)
+def test_a_run_against_the_background_server_records_task_runs_and_file_events(tmp_path):
+    from ingest_helpers import BAD_NC, GOOD_FILES, IMOS_DIR
+    from test_localserver import AODNCORE, api, assert_nothing_left, clean_env, server_log, wait_for
+
+    from aodncore.prefect.localserver.state import ServerPaths, read_state
+
+    home = tmp_path / "home"
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    good = next(iter(GOOD_FILES))
+    shutil.copy(IMOS_DIR / good, landing / good)
+    shutil.copy(IMOS_DIR / BAD_NC, landing / BAD_NC)
+    env = clean_env(home, AODNCORE_WARM_RUNNER="0")
+    try:
+        result = subprocess.run([AODNCORE, "ingest", "landing", "--base-dir", "store", "--workers", "1"],
+                                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode in (0, 1), result.stderr
+        state = read_state(ServerPaths(home))
+        assert "events stored with executemany inserts" in server_log(home)
+        run = api(state, "/flow_runs/filter", {})[0]
+        tasks = api(state, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+        assert tasks and {task["state_type"] for task in tasks} == {"COMPLETED"}
+
+        def file_events():
+            found = api(state, "/events/filter", {"filter": {"event": {"prefix": ["aodncore.file."]}}, "limit": 50})
+            return len(found["events"]) >= 2 and found["events"]
+
+        events = wait_for(file_events, 30, "the per-file events")
+        by_name = {event["resource"]["prefect.resource.name"]: event for event in events}
+        assert by_name[good]["event"] == "aodncore.file.published"
+        assert by_name[BAD_NC]["event"] in ("aodncore.file.quarantined", "aodncore.file.failed")
+        for event in events:
+            roles = {related["prefect.resource.role"] for related in event["related"]}
+            assert {"handler", "flow-run"} <= roles, json.dumps(event)
+            assert event["resource"]["prefect.resource.id"].startswith(landing.as_uri())
+        assert len({event["id"] for event in events}) == len(events) == 2
+    finally:
+        assert_nothing_left(home)
