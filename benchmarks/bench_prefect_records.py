@@ -1,6 +1,6 @@
 """What one log record and one event cost a flow run: the flow process and the local Prefect API server.
 
-A flow run against the server the CLI starts (:func:`aodncore.prefect.runtime.start_server_early`) emits, per
+A flow run against the server the CLI starts (see ``--server`` below) emits, per
 variant, ``--items`` of:
 
 * ``records`` — one ``aodncore`` log record each (three lines, the size of a file's combined worker record);
@@ -11,7 +11,8 @@ variant, ``--items`` of:
 * ``nothing`` — the empty flow run, the baseline.
 
 CPU per item: this process (``time.process_time``) and the server's process tree (``/proc``, after the server
-went idle). Usage::
+went idle). The server is the one the CLI uses (``--server background``, aodncore's background server with its
+event fast path, :mod:`aodncore.prefect.localserver.fastevents`) or Prefect's own (``--server ephemeral``). Usage::
 
     .venv/bin/python benchmarks/bench_prefect_records.py --items 2000
 """
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchserver  # noqa: E402
 import proctree  # noqa: E402
 
 VARIANTS = ("nothing", "records", "joined", "events", "events-bare")
@@ -71,16 +73,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--server", choices=benchserver.MODES, default="background",
+                        help="the API the CLI would use (background, its default) or Prefect's ephemeral server")
     args = parser.parse_args()
 
-    from aodncore.prefect import runtime
+    import tempfile
 
-    runtime.start_server_early()
+    scratch = Path(tempfile.mkdtemp(prefix="aodncore-bench-records-"))
+    bench_api = benchserver.start_api(args.server, scratch)
     for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
                                 ("CONSOLE_TASK_RUNS", "CRITICAL")):
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
-    server_pid = runtime._early_server.pid if runtime._early_server is not None else None
-    runtime.wait_for_server()
+    server_pid = bench_api.pid
+    bench_api.wait()
 
     from prefect import flow
     from prefect.events.worker import EventsWorker
@@ -112,6 +117,10 @@ def main() -> None:
             server = 1000 * ((proctree.subtree_cpu(server_pid) if server_pid else 0.0) - server_before) / args.items
             print(f"round {round_index} {kind:<12} flow {own:6.3f}  server {server:6.3f}", flush=True)
     print(f"load at the end {proctree.load_average()}")
+    bench_api.stop()
+    import shutil
+
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -215,3 +215,19 @@ def test_a_run_against_the_background_server_records_task_runs_and_file_events(t
         assert len({event["id"] for event in events}) == len(events) == 2
     finally:
         assert_nothing_left(home)
+
+
+def test_persister_defaults_leave_the_users_settings_alone():
+    from aodncore.prefect.localserver import fastevents
+
+    environ = {"PREFECT_API_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "7"}
+    fastevents.apply_persister_defaults(environ)
+
+    assert environ == {"PREFECT_API_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "7",
+                       "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1"}
+    from prefect.settings.models.server.services import ServerServicesEventPersisterSettings
+
+    for name, value in fastevents.PERSISTER_DEFAULTS.items():
+        field = name.removeprefix("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_").lower()
+        assert name.lower() in ServerServicesEventPersisterSettings.model_fields[field].validation_alias.choices
+        assert float(value) > 0

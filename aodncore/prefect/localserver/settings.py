@@ -9,6 +9,8 @@
   taken port falls back to a free one, with a warning).
 * ``AODNCORE_WARM_RUNNER`` (default ``1``): ``0`` turns off the warm runner (runs forked from a pre-imported
   process; Linux only).
+* ``AODNCORE_SERVER_FAST_EVENTS`` (default ``1``): ``0`` keeps Prefect's own event writer and task-run recorder in
+  the background server (see :mod:`.fastevents`).
 
 None of them matter when the user points Prefect at a server of their own (``PREFECT_API_URL``).
 

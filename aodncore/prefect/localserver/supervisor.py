@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aodncore.prefect.localserver import dbtemplate
+from aodncore.prefect.localserver import dbtemplate, fastevents
 from aodncore.prefect.localserver.settings import warm_runner_enabled
 from aodncore.prefect.localserver.state import FileLock, ServerPaths, remove_state
 
@@ -77,6 +77,7 @@ def prepare_environment(paths: ServerPaths, port: int) -> dict[str, bool]:
     os.environ["PREFECT_SERVER_API_PORT"] = str(port)
     for name, value in DEFAULT_PREFECT_ENV.items():
         os.environ.setdefault(name, value)
+    fastevents.apply_persister_defaults()
 
     if _user_value(*_DATABASE_URL) is None:
         created = dbtemplate.create_database_from_template(paths.database)
@@ -189,7 +190,6 @@ class Supervisor:
             import uvicorn
             from prefect.server.api.server import create_app
 
-            from aodncore.prefect.localserver import fastevents
             from aodncore.prefect.localserver.activity import ActivityTracker
 
             fastevents.install()
