@@ -7,7 +7,8 @@ names) with the embedded default handler (``ImosGenericHandler``: publish to a l
   each file processed where it landed, log records at INFO to a file: the strict baseline. One untimed file
   first, so that lazy imports and the checker's warm-up are not counted;
 * ``flow`` — ``ingest_landing`` on a landing folder, warm (the Prefect API already up, one flow run done), as the
-  CLI runs it: the API server started by :func:`aodncore.prefect.runtime.start_server_early`, no heartbeat,
+  CLI runs it: the API server the CLI uses (``--server background``, its default: aodncore's background server
+  in a fresh ``PREFECT_HOME``; ``--server ephemeral``: Prefect's own), no heartbeat,
   ``--workers`` worker processes, every file listed, claimed, fetched, processed, recorded, its event emitted
   and its landing copy removed, the table artifact written;
 * ``flow-s3`` (``--s3``) — the same from an ``s3://`` landing prefix (moto's server in its own process).
@@ -37,6 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchserver  # noqa: E402
 import proctree  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -197,6 +199,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="ingest_landing workers")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--s3", action="store_true", help="also ingest from an s3:// landing prefix (moto)")
+    parser.add_argument("--server", choices=benchserver.MODES, default="background",
+                        help="the API the CLI would use (background, its default) or Prefect's ephemeral server")
     parser.add_argument("--loop-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loop_child:
@@ -205,20 +209,18 @@ def main() -> None:
         return
 
     # as the CLI does: the API server first (before Prefect is imported), records to the run log, not the console
-    from aodncore.prefect import runtime
-
-    runtime.start_server_early()
+    tmp = Path(tempfile.mkdtemp(prefix="aodncore-bench-"))
+    bench_api = benchserver.start_api(args.server, tmp)
     for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
                                 ("CONSOLE_TASK_RUNS", "CRITICAL")):
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
     library = logging.getLogger("aodncore")
     library.setLevel(logging.INFO)
     library.propagate = False
-    server_pid = runtime._early_server.pid if runtime._early_server is not None else None
+    server_pid = bench_api.pid
 
-    tmp = Path(tempfile.mkdtemp(prefix="aodncore-bench-"))
     print(f"working in {tmp}; python {sys.version.split()[0]}; {len(os.sched_getaffinity(0))} cores; "
-          f"workers={args.workers}; load {proctree.load_average()}")
+          f"workers={args.workers}; server {args.server}; load {proctree.load_average()}")
     moto = None
     exclude: tuple[int, ...] = ()
     if args.s3:
@@ -226,7 +228,7 @@ def main() -> None:
         exclude = (moto.pid,)
         os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                           AWS_DEFAULT_REGION="us-east-1")
-    runtime.wait_for_server()
+    bench_api.wait()
     warm = tmp / "warm"
     make_files(warm, 2, "w")
     # warm = as a served deployment is after its first run: the API up, the worker pool's fork server started
@@ -296,6 +298,7 @@ def main() -> None:
     if moto is not None:
         moto.terminate()
         moto.wait()
+    bench_api.stop()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

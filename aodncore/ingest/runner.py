@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 import uuid
@@ -34,6 +33,7 @@ from aodncore.ingest.ledger import IngestLedger
 from aodncore.ingest.names import local_name_problem, scrub, shown, storable_name, unusable_name_reason
 from aodncore.ingest.outcome import FAILED, PUBLISHED, QUARANTINED, SKIPPED, WAITING, FileOutcome
 from aodncore.ingest.quarantine import quarantine_file
+from aodncore.ingest.scratch import object_folder
 from aodncore.ingest.sources import LandingObject, LandingObjectChangedError, fetch, remove_landing
 from aodncore.pipeline.common import PipelineFilePublishType
 from aodncore.pipeline.exceptions import InvalidFileNameError
@@ -362,16 +362,14 @@ def ingest_object(obj: LandingObject, settings: IngestSettings) -> FileOutcome:
     ingest_id = new_ingest_id()
     if settings.work_dir:
         os.makedirs(settings.work_dir, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix="o-", dir=settings.work_dir)
-    describe = _Describer(obj, scratch, (settings.work_dir, _config_tmp_dir(settings)))
-    try:
-        outcome = _ingest_in(scratch, obj, settings, ingest_id, describe)
-    except Exception as error:  # noqa: BLE001 - e.g. a handler that cannot be built: keep the object for a retry
-        text = describe(format_exception(error))
-        logger.error("could not ingest %s: %s", shown(obj.uri), text)
-        outcome = _plain(obj, FAILED, error=text)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with object_folder(settings.work_dir) as scratch:
+        describe = _Describer(obj, scratch, (settings.work_dir, _config_tmp_dir(settings)))
+        try:
+            outcome = _ingest_in(scratch, obj, settings, ingest_id, describe)
+        except Exception as error:  # noqa: BLE001 - e.g. a handler that cannot be built: keep the object
+            text = describe(format_exception(error))
+            logger.error("could not ingest %s: %s", shown(obj.uri), text)
+            outcome = _plain(obj, FAILED, error=text)
     record_outcome(settings, obj, outcome)
     return outcome
 
@@ -501,7 +499,7 @@ def _handler_input(local_path: str, scratch: str, name: str) -> str:
     A hard link (same scratch folder, so normally the same file system) costs no copy; a copy is the fallback.
     """
     processing_dir = os.path.join(scratch, "processing")
-    os.makedirs(processing_dir)
+    os.makedirs(processing_dir, exist_ok=True)  # kept (empty) from the folder's previous object
     processing_path = os.path.join(processing_dir, name)
     try:
         os.link(local_path, processing_path)

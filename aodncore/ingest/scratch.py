@@ -5,7 +5,8 @@ Every run works in one folder of its own, ``<work dir>/aodncore-run-<time>-<pid>
 * ``owner.lock`` — locked (``flock``, exclusive) by the run's process for as long as it lives; the kernel drops
   the lock when the process dies, however it dies (SIGKILL, OOM killer, power loss);
 * ``owner.json`` — who made the folder: host name, process id, process start time, creation time;
-* one sub-folder per landing object being processed, and the handlers' own temporary folders.
+* one sub-folder per landing object being processed (:func:`object_folder`: each worker thread reuses one, emptied
+  after every object), and the handlers' own temporary folders.
 
 A run that ends normally removes its folder. At start, every run sweeps the work dir: a run folder whose lock
 can be taken has no live owner and is removed. A folder whose owner is alive is never touched — two concurrent
@@ -22,6 +23,8 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RUN_PREFIX", "RunScratch", "run_scratch", "sweep_stale_scratch"]
+__all__ = ["RUN_PREFIX", "RunScratch", "object_folder", "run_scratch", "sweep_stale_scratch"]
 
 logger = logging.getLogger(__name__)
 
@@ -170,3 +173,61 @@ def run_scratch(root: str | os.PathLike[str]) -> Iterator[RunScratch]:
         yield scratch
     finally:
         scratch.release()
+
+
+_reusable = threading.local()
+
+
+def _is_run_folder(path: str) -> bool:
+    return os.path.basename(os.path.normpath(path)).startswith(RUN_PREFIX) and \
+        os.path.exists(os.path.join(path, _LOCK))
+
+
+def _emptied(folder: str) -> bool:
+    """Empty ``folder`` (its sub-folders' files unlinked, the sub-folders kept; anything deeper removed); True when
+    it is empty but for empty sub-folders."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    continue
+                with os.scandir(entry.path) as inner:
+                    for item in inner:
+                        if item.is_dir(follow_symlinks=False):
+                            shutil.rmtree(item.path)
+                        else:
+                            os.unlink(item.path)
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def object_folder(work_dir: str | None) -> Iterator[str]:
+    """An empty private folder for one landing object, for the block; nothing of the object is left in it after.
+
+    Inside a run folder (see the module docstring) each thread of each process reuses one folder for its objects,
+    emptied after each (files unlinked, its sub-folders kept): making and removing three folders per object cost
+    ~1 ms, half of it waiting for the file system. A folder that cannot be emptied is removed, and the next object
+    gets a new one. Elsewhere (no run folder) every object gets a new folder, removed after it.
+    """
+    if work_dir is None or not _is_run_folder(work_dir):
+        folder = tempfile.mkdtemp(prefix="o-", dir=work_dir)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    kept: dict[tuple[int, str], str] = _reusable.__dict__.setdefault("folders", {})
+    key = (os.getpid(), work_dir)  # a forked child makes its own
+    folder = kept.pop(key, None)  # taken while in use: a nested call gets a folder of its own
+    if folder is None or not os.path.isdir(folder):
+        folder = tempfile.mkdtemp(prefix="o-", dir=work_dir)
+    try:
+        yield folder
+    finally:
+        if _emptied(folder):
+            kept[key] = folder
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
