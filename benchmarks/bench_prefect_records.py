@@ -8,6 +8,8 @@ variant, ``--items`` of:
 * ``events`` — one ``aodncore.file.published`` event each (:class:`aodncore.prefect.fileevents.FileEventEmitter`,
   posted in batches), with its usual related resources (handler, destination, flow run);
 * ``events-bare`` — the same events without related resources (each related resource is a row the server stores);
+* ``big-records`` — one 3 KB record each (a quarantined file's combined record with its checker report);
+* ``reports`` — one failure-report markdown artifact each (what a quarantined file gets, the first 20 of a run);
 * ``nothing`` — the empty flow run, the baseline.
 
 CPU per item: this process (``time.process_time``) and the server's process tree (``/proc``, after the server
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchserver  # noqa: E402
 import proctree  # noqa: E402
 
-VARIANTS = ("nothing", "records", "joined", "events", "events-bare")
+VARIANTS = ("nothing", "records", "joined", "big-records", "events", "events-bare", "reports")
 
 
 def _emit(kind: str, count: int, flow_run_id: str) -> None:
@@ -49,6 +51,20 @@ def _emit(kind: str, count: int, flow_run_id: str) -> None:
             log.info("\n".join(f"running ImosGenericHandler on 'file:///land/IMOS_{index:05d}.nc'\n  handler "
                                f"result for input_file 'file:///land/IMOS_{index:05d}.nc': SUCCESS"
                                for index in range(start, min(start + 100, count))))
+    elif kind == "big-records":
+        report = "\n".join(f"  ERROR: [aodncore.ingest.handler] §2.{line}: a failed compliance check line of the "
+                            "report, about this long" for line in range(30))
+        for index in range(count):
+            log.error("running ImosGenericHandler on 'file:///land/IMOS_%05d.nc'\n%s", index, report)
+    elif kind == "reports":
+        from aodncore.prefect.artifacts import create_failure_report
+
+        for index in range(count):
+            create_failure_report(FileOutcome(
+                source=f"file:///land/IMOS_{index:05d}.nc", name=f"IMOS_{index:05d}.nc", status="quarantined",
+                handler="Imos", check_result="failed", failed_checks=["cf:1.6"],
+                error="ComplianceCheckFailedError: the following files failed the check step: ['x.nc']",
+                error_uri=f"file:///error/IMOS_{index:05d}.nc"))  # no key, as the flows create them
     elif kind.startswith("events"):
         original = fileevents.file_event
         if kind == "events-bare":
@@ -73,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--server", choices=benchserver.MODES, default="background",
                         help="the API the CLI would use (background, its default) or Prefect's ephemeral server")
     args = parser.parse_args()
@@ -105,7 +122,7 @@ def main() -> None:
     emit_flow("nothing", 1)  # warm
     print(f"load {proctree.load_average()}; {args.items} items per run; ms per item (flow process / server)")
     for round_index in range(args.rounds):
-        for kind in VARIANTS:
+        for kind in args.variants.split(","):
             server_before = proctree.subtree_cpu(server_pid) if server_pid else 0.0
             own_before = time.process_time()
             emit_flow(kind, args.items)
