@@ -45,18 +45,22 @@ def _print_plain(line: str) -> None:
     out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _print_outcomes(outcomes: list[Any]) -> None:
-    """A table on a terminal; one plain line per file otherwise (logs, CI), so nothing is folded.
+def _print_outcomes(result: Any) -> None:
+    """A table on a terminal; one plain line per file otherwise (logs, CI), so nothing is folded. Then one line
+    per summarised reason whose entries are not all listed (already ingested, ignored), and the counts.
 
     Outcome texts are already shown escaped (one line each); cells are plain text, never console markup.
     """
-    from aodncore.ingest.summary import outcome_line
+    from aodncore.ingest.summary import count_line, outcome_line
 
     if out.is_terminal:
-        out.print(_outcome_table(outcomes))
-        return
-    for outcome in outcomes:
-        _print_plain(outcome_line(outcome))
+        out.print(_outcome_table(result.outcomes))
+    else:
+        for outcome in result.outcomes:
+            _print_plain(outcome_line(outcome))
+    for line in result.truncation_lines():
+        _print_plain(line)
+    _print_plain(count_line(result.counts))
 
 
 def _outcome_table(outcomes: list[Any]) -> Table:
@@ -185,7 +189,7 @@ def ingest(
         raise _fail_usage(error) from None
 
     try:
-        outcomes = _run_ingest_flow(
+        result = _run_ingest_flow(
             sources,
             dict(
                 settings_options,
@@ -202,11 +206,8 @@ def ingest(
         )
     finally:
         api.release()
-    from aodncore.ingest.summary import count_line
-
-    _print_outcomes(outcomes)
-    _print_plain(count_line(o.status for o in outcomes))
-    if any(o.status in ("quarantined", "failed") for o in outcomes):
+    _print_outcomes(result)
+    if result.counts["quarantined"] or result.counts["failed"]:
         raise typer.Exit(EXIT_REFUSED)
 
 
@@ -349,12 +350,12 @@ def _quiet_prefect_queue_warnings() -> None:
 
 
 def _run_ingest_flow(sources: list[str], parameters: dict[str, Any], api: Any, show_run_url: bool = False
-                     ) -> list[Any]:
+                     ) -> Any:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from aodncore.ingest import progress as ingest_progress
-    from aodncore.ingest.outcome import FileOutcome
+    from aodncore.ingest.result import IngestResult
     from aodncore.prefect.flows import ingest_landing
     from aodncore.prefect.localserver.control import ServerStartError
     from aodncore.prefect.runtime import end_of_startup, import_run_modules, one_shot_run_settings
@@ -378,6 +379,8 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any], api: Any, s
                 bar.update(task_id, description=f"waiting for {payload} file(s) to settle…")
             elif event == "done":
                 bar.update(task_id, advance=1, description=escape(payload.name))
+            elif event == "counted":  # entries finished without an outcome of their own (summarised)
+                bar.update(task_id, advance=payload)
 
         ingest_progress.add_listener(on_event)
         _quiet_prefect_queue_warnings()
@@ -401,11 +404,11 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any], api: Any, s
         result = error
     if isinstance(result, _configuration_errors()):
         raise _fail_usage(result)
-    if isinstance(result, BaseException) or not isinstance(result, list):
+    if isinstance(result, BaseException) or not isinstance(result, dict):
         detail = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else state.message
         console.print(f"[red]ingest flow failed:[/red] {detail}", markup=True, highlight=False)
         raise typer.Exit(EXIT_REFUSED)
-    return [FileOutcome.from_dict(item) for item in result]
+    return IngestResult.from_dict(result)
 
 
 def _print_run_url(target: Console) -> None:

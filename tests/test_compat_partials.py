@@ -134,7 +134,7 @@ def test_partial_entry_point_runs_through_the_flows(prefect_harness, tmp_path, m
         state = ingest_landing(str(landing), handler="SoopXbtHandler", base_dir=str(base), workers=2,
                                settle_seconds=0, return_state=True)
     assert state.is_completed() and state.name == "Quarantined", state  # refused files, none failed
-    outcomes = state.result()
+    outcomes = state.result()["outcomes"]
     by_name = {outcome["name"]: outcome for outcome in outcomes}
     assert by_name[XBT_FILE]["status"] == "published", by_name[XBT_FILE]
     assert (base / "published/COMPAT/SOOP/XBT" / XBT_FILE).read_bytes() == (IMOS_DIR / XBT_FILE).read_bytes()

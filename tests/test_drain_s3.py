@@ -35,13 +35,17 @@ def _already_ingested(s3, base, prefix: str, count: int) -> list[LandingObject]:
 
 
 def _drain(s3, tmp_path, prefix: str, monkeypatch, threads: int) -> list[dict]:
+    from aodncore.ingest import result as run_result
     from aodncore.prefect import flows
 
     base = tmp_path / f"base-{prefix.strip('/')}"
     objects = _already_ingested(s3, base, prefix, 30)
     monkeypatch.setattr(flows, "DRAIN_THREADS", threads)
-    outcomes = flows.ingest_landing(f"s3://{BUCKET}/{prefix}", base_dir=str(base), return_state=True
-                                    ).result(raise_on_failure=False)
+    monkeypatch.setattr(run_result, "LISTED_PER_REASON", 100)  # list every one, to compare them
+    result = flows.ingest_landing(f"s3://{BUCKET}/{prefix}", base_dir=str(base), return_state=True
+                                  ).result(raise_on_failure=False)
+    assert result["counts"] == {"skipped": 30} and result["truncated"] is False
+    outcomes = result["outcomes"]
     skipped = [o for o in outcomes if o["status"] == "skipped"]
     assert [o["source"] for o in outcomes] == [obj.uri for obj in objects]  # plan (listing) order
     left = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
@@ -72,7 +76,7 @@ def test_a_replaced_object_is_not_drained(prefect_harness, s3, tmp_path, monkeyp
 
     monkeypatch.setattr(flows, "dispose_skipped", replace_then_dispose)
     outcomes = flows.ingest_landing(f"s3://{BUCKET}/replaced/", base_dir=str(base), return_state=True
-                                    ).result(raise_on_failure=False)
+                                    ).result(raise_on_failure=False)["outcomes"]
     notes = {o["source"]: o["note"] for o in outcomes}
     assert "changed or vanished meanwhile" in notes[replaced.uri]
     left = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix="replaced/")["Contents"]]

@@ -192,7 +192,7 @@ def test_flow_ingests_an_s3_landing_prefix_with_logs_and_artifact(prefect_harnes
     assert state.is_failed(), state  # a file hit a system error: the run says so, with the counts
     assert state.message == f"ingest-landing: 1 of {len(landing.objects)} failed, {len(landing.broken)} quarantined, " \
         f"{len(landing.objects) - len(landing.broken) - 1} published"
-    outcomes = state.result(raise_on_failure=False)
+    outcomes = state.result(raise_on_failure=False)["outcomes"]
     statuses = {o["source"].removeprefix(f"s3://{LANDING}/"): o["status"] for o in outcomes}
     assert set(statuses) == set(landing.objects)
     assert {k for k, s in statuses.items() if s == "quarantined"} == landing.broken

@@ -568,7 +568,7 @@ def test_scheduled_and_served_scans_hold_back_fresh_files_for_tens_of_seconds(pr
     landing = tmp_path / "landing"
     _land(landing, GOOD[0])
 
-    outcomes = ingest_landing(str(landing), base_dir=str(tmp_path / "base"))  # the deployments' defaults
+    outcomes = ingest_landing(str(landing), base_dir=str(tmp_path / "base"))["outcomes"]  # the deployments' defaults
 
     assert [(o["status"], o["name"]) for o in outcomes] == [("waiting", GOOD[0])]
     assert "settle time of 30 s" in outcomes[0]["note"]

@@ -307,7 +307,7 @@ def test_flow_state_with_a_classified_quarantine_and_with_a_failure(prefect_harn
                            workers=1, settle_seconds=0, return_state=True)
     assert state.is_completed() and state.name == QUARANTINED_STATE_NAME, state
     assert state.message == "ingest-landing: 1 of 2 quarantined, 1 published"
-    statuses = {outcome["name"]: outcome["status"] for outcome in state.result()}
+    statuses = {outcome["name"]: outcome["status"] for outcome in state.result()["outcomes"]}
     assert statuses == {xbt: PUBLISHED, GOOD: QUARANTINED}
     assert list(landing.iterdir()) == []
 

@@ -148,7 +148,7 @@ def test_flow_default_workers_follow_the_available_cores(tmp_path, prefect_harne
     run_logger = logging.getLogger("prefect.flow_runs")  # Prefect's run loggers do not propagate to the root
     run_logger.addHandler(seen)
     try:
-        outcomes = ingest_landing(str(landing), base_dir=str(tmp_path / "base"), settle_seconds=0)
+        outcomes = ingest_landing(str(landing), base_dir=str(tmp_path / "base"), settle_seconds=0)["outcomes"]
     finally:
         run_logger.removeHandler(seen)
     assert [o["status"] for o in outcomes] == [PUBLISHED, PUBLISHED]
@@ -176,7 +176,7 @@ def test_flow_run_logs_keep_every_file_line_in_few_records(tmp_path, prefect_har
             shutil.copy(IMOS_DIR / name, landing / good[-1])
     state = ingest_landing(str(landing), base_dir=str(tmp_path / "base"), workers=2, settle_seconds=0,
                            return_state=True)
-    statuses = sorted(o["status"] for o in state.result(raise_on_failure=False))
+    statuses = sorted(o["status"] for o in state.result(raise_on_failure=False)["outcomes"])
     assert statuses == [PUBLISHED] * len(good) + [QUARANTINED]
     APILogWorker.drain_all(timeout=30)
     log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))

@@ -91,7 +91,7 @@ def test_ingest_landing_on_a_local_dask_cluster_loses_nothing_and_keeps_the_logs
         progress.remove_listener(listener)
 
     assert state.is_completed(), state
-    statuses = {outcome["name"]: outcome["status"] for outcome in state.result()}
+    statuses = {outcome["name"]: outcome["status"] for outcome in state.result()["outcomes"]}
     assert statuses == {**{name: PUBLISHED for name in GOOD}, **{name: QUARANTINED for name in BROKEN}}
     for name in GOOD:
         assert (base / "published" / expected_key(name)).read_bytes() == (IMOS_DIR / name).read_bytes()
@@ -182,7 +182,7 @@ def test_ingest_landing_on_an_existing_cluster_whose_workers_use_the_run_server(
                                dask_address=cluster.scheduler_address, settle_seconds=0, return_state=True)
 
     assert state.is_completed(), state
-    assert {o["name"]: o["status"] for o in state.result()} == {GOOD[0]: PUBLISHED, BAD_NC: QUARANTINED}
+    assert {o["name"]: o["status"] for o in state.result()["outcomes"]} == {GOOD[0]: PUBLISHED, BAD_NC: QUARANTINED}
     assert (base / "published" / expected_key(GOOD[0])).read_bytes() == (IMOS_DIR / GOOD[0]).read_bytes()
     assert list(landing.iterdir()) == []
 
@@ -252,6 +252,6 @@ def test_a_failed_file_on_dask_fails_the_run_and_keeps_every_outcome(prefect_har
                            return_state=True)
 
     assert state.is_failed(), state
-    outcomes = {o["name"]: o for o in state.result(raise_on_failure=False)}
+    outcomes = {o["name"]: o for o in state.result(raise_on_failure=False)["outcomes"]}
     assert outcomes[GOOD[0]]["status"] == PUBLISHED
     assert outcomes[doomed]["status"] == "failed" and "simulated system failure" in outcomes[doomed]["error"]

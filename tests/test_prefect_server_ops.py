@@ -98,7 +98,7 @@ def test_cli_run_states_results_events_and_artifacts_tell_the_truth(prefect_serv
         assert flow_run.state.is_failed()
         assert flow_run.state.message == "ingest-landing: 1 of 3 failed, 1 quarantined, 1 published"
         assert flow_run.name.startswith(f"ingest-landing {landing} @ ")
-        outcomes = flow_run.state.result(raise_on_failure=False)  # persisted as JSON, readable from the API
+        outcomes = flow_run.state.result(raise_on_failure=False)["outcomes"]  # persisted as JSON, readable from the API
         assert sorted((o["name"], o["status"]) for o in outcomes) == sorted(
             [(GOOD[0], "published"), (BAD_NC, "quarantined"), (DOOMED, "failed")])
 

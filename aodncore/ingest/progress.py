@@ -18,7 +18,9 @@ _lock = threading.Lock()
 
 
 def add_listener(listener: Callable[[str, Any], None]) -> None:
-    """Call ``listener(event, payload)`` for every event: ``planned`` (count of objects), ``done`` (outcome)."""
+    """Call ``listener(event, payload)`` for every event: ``planned`` (count of objects), ``done`` (outcome),
+    ``counted`` (how many entries finished without an outcome of their own: summarised, see
+    :mod:`aodncore.ingest.result`), ``settling`` (count of files waited for)."""
     with _lock:
         _listeners.append(listener)
 

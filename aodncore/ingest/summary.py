@@ -7,7 +7,7 @@ already shown escaped (outcomes hold shown text, plan items are shown here), so 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aodncore.ingest.names import shown
 from aodncore.ingest.outcome import FAILED, IGNORED, PUBLISHED, QUARANTINED, SKIPPED, WAITING, FileOutcome
@@ -21,9 +21,10 @@ SUMMARY_ORDER = (TODO, PUBLISHED, QUARANTINED, FAILED, SKIPPED, WAITING, IGNORED
 _LABELS = {TODO: "to ingest", WAITING: "waiting (still being written; a later run takes them)"}
 
 
-def count_line(statuses: Iterable[str], *, empty: str = "no files found") -> str:
-    """``"2 published, 1 quarantined, 1 skipped, 1 waiting (...), 3 ignored"`` (statuses with no entry left out)."""
-    counts = Counter(statuses)
+def count_line(statuses: Mapping[str, int] | Iterable[str], *, empty: str = "no files found") -> str:
+    """``"2 published, 1 quarantined, 1 skipped, 1 waiting (...), 3 ignored"`` (statuses with no entry left out);
+    ``statuses``: one status per entry, or a count per status."""
+    counts = Counter(dict(statuses)) if isinstance(statuses, Mapping) else Counter(statuses)
     parts = [f"{counts[status]} {_LABELS.get(status, status)}" for status in SUMMARY_ORDER if counts[status]]
     parts += [f"{count} {status}" for status, count in sorted(counts.items()) if status not in SUMMARY_ORDER]
     return ", ".join(parts) or empty

@@ -10,13 +10,16 @@ from uuid import UUID
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from aodncore.ingest.outcome import FAILED, QUARANTINED, FileOutcome
+from aodncore.ingest.result import IngestResult
 
 __all__ = [
     "TABLE_COLUMNS",
     "create_failure_report",
     "create_outcome_table",
+    "create_result_table",
     "failure_report_markdown",
     "outcome_table_rows",
+    "result_table_rows",
     "sanitise_key",
 ]
 
@@ -60,6 +63,37 @@ def _summary(outcomes: Sequence[FileOutcome]) -> str:
     counts = Counter(outcome.status for outcome in outcomes)
     parts = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     return f"{len(outcomes)} file(s): {parts}" if outcomes else "no files"
+
+
+def result_table_rows(result: IngestResult) -> list[dict[str, object]]:
+    """The rows :func:`create_result_table` publishes: one per listed entry, then one per summarised reason with
+    entries not listed, saying how many and that the list is truncated."""
+    rows = outcome_table_rows(result.outcomes)
+    for summary in result.summaries:
+        if summary.truncated:
+            rows.append({
+                "name": f"… {summary.count - summary.listed} more not listed (list truncated): {summary.line()}",
+                "status": summary.status, "check result": "n/a", "publish type": "", "destination": "",
+                "stored": False, "archived": False, "error": "",
+            })
+    return rows
+
+
+def _result_summary(result: IngestResult) -> str:
+    parts = ", ".join(f"{count} {status}" for status, count in sorted(result.counts.items()) if count)
+    text = f"{result.total} file(s): {parts}" if result.total else "no files"
+    return f"{text}; list truncated, {'; '.join(result.truncation_lines())}" if result.truncated else text
+
+
+def create_result_table(result: IngestResult, key: str | None = None) -> UUID:
+    """Create the Prefect table artifact of a run's result (:func:`result_table_rows`); return the artifact id.
+    Its description counts every entry, listed or summarised."""
+    return create_table_artifact(
+        result_table_rows(result),
+        key=sanitise_key(key),
+        description=f"Ingest outcome: {_result_summary(result)}",
+        _sync=True,  # type: ignore[call-arg]  # also from async flows: this helper is synchronous
+    )
 
 
 def create_outcome_table(outcomes: Sequence[FileOutcome], key: str | None = None,

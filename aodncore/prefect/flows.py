@@ -11,7 +11,10 @@ What a user sees is true everywhere:
 
 * the flow run (and each ``ingest-batch`` task run) ends **Failed** when a file failed, **Completed** named
   ``Quarantined`` when files were only refused, **Completed** otherwise (:mod:`aodncore.prefect.states`);
-* the result — one JSON outcome dict per landing object — is persisted, so ``state.result()`` works from the API;
+* the result (:class:`~aodncore.ingest.result.IngestResult` as JSON) is persisted, so ``state.result()`` works
+  from the API: a full outcome for every entry acted on or needing attention, and for entries merely skipped as
+  already ingested or ignored a count per reason with the first few listed — so a re-scan of 100,000 ingested
+  objects returns a few kilobytes, not one outcome per object (the state message still counts every entry);
 * runs are named after their source and start time; artifact keys name the pipeline (handler).
 
 Exclusive processing: every object is claimed (owner = this run, lease renewed in the background) before it is
@@ -28,10 +31,10 @@ from __future__ import annotations
 import heapq
 import logging
 import tempfile
-import threading
 import time
-from collections import Counter
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
@@ -47,11 +50,12 @@ from aodncore.ingest.outcome import FAILED, IGNORED, PUBLISHED, QUARANTINED, SKI
 from aodncore.ingest.parallel import ProcessIngestPool, available_cores
 from aodncore.ingest.plan import ALREADY_INGESTED, TODO, PlanItem, plan_landing, resolve_settle_seconds
 from aodncore.ingest.record import IngestRecord, RecordWriter, new_owner_id
+from aodncore.ingest.result import IngestResult
 from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folder, remove_dealt_with
 from aodncore.ingest.scratch import run_scratch
 from aodncore.ingest.sources import LandingObject
 from aodncore.limits import LANDING_SETTLE_SECONDS
-from aodncore.prefect.artifacts import create_failure_report, create_outcome_table, sanitise_key
+from aodncore.prefect.artifacts import create_failure_report, create_result_table, sanitise_key
 from aodncore.prefect.credentials import refuse_secrets_in_parameters, run_credentials
 from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
 from aodncore.prefect.fileevents import FileEventEmitter
@@ -75,8 +79,8 @@ DRAIN_THREADS = 8
 
 class IngestFlow(Flow):
     """A ``Flow`` that refuses secrets in its parameters *before* Prefect stores them with the flow run, and,
-    called directly, raises :class:`~aodncore.prefect.states.IngestRunFailed` (carrying every outcome) when the
-    run ended Failed because files failed."""
+    called directly, raises :class:`~aodncore.prefect.states.IngestRunFailed` (carrying the run's result) when
+    the run ended Failed because files failed."""
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
         state = super().__call__(*args, return_state=True, **kwargs)
@@ -130,11 +134,11 @@ def _run_name(kind: str) -> str:
     return f"{kind} {where} @ {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def _publish_artifacts(outcomes: list[FileOutcome], key: str) -> None:
-    if not outcomes:
+def _publish_artifacts(result: IngestResult, key: str) -> None:
+    if not result.total:
         return
-    create_outcome_table(outcomes, key=key)
-    failures = [outcome for outcome in outcomes if outcome.status in (QUARANTINED, FAILED)]
+    create_result_table(result, key=key)
+    failures = [outcome for outcome in result.outcomes if outcome.status in (QUARANTINED, FAILED)]
     for outcome in failures[:MAX_FAILURE_REPORTS]:
         create_failure_report(outcome)
 
@@ -187,7 +191,7 @@ def _ingest(
     settle_wait: bool = False,
     single: bool = False,
     dask_address: str | None = None,
-) -> list[FileOutcome]:
+) -> IngestResult:
     run_id = _flow_run_id()
     with run_credentials(**credentials) as provided:
         settings = build_settings(run_id=run_id, **settings_options)
@@ -207,19 +211,21 @@ def _ingest(
                     if not items:
                         outcome = _gone_object_outcome(sources[0], record)
                         get_run_logger().info("%s: %s", outcome.name, outcome.note)
-                        return [outcome]
+                        result = IngestResult()
+                        result.add(outcome)
+                        return result
                 with RecordWriter(record, new_owner_id(run_id), run_id=run_id,
                                   after_commit=_landing_remover(settings)) as writer:
                     settings.ledger = writer  # outcomes are written in batches, each releasing its claim
                     settings.defer_landing_removal = True  # ... and only then leave the landing area
                     settings.outcome_hooks = (*settings.outcome_hooks, emitter)
-                    outcomes = _process(items, settings, writer, skip_ingested=skip_ingested, workers=workers,
-                                        dask_address=dask_address)
+                    result = _process(items, settings, writer, skip_ingested=skip_ingested, workers=workers,
+                                      dask_address=dask_address)
         finally:
             emitter.close()
             record.close()
-    _publish_artifacts(outcomes, sanitise_key(f"{artifact_kind}-{settings.handler_name}") or artifact_kind)
-    return outcomes
+    _publish_artifacts(result, sanitise_key(f"{artifact_kind}-{settings.handler_name}") or artifact_kind)
+    return result
 
 
 def _landing_remover(settings: IngestSettings) -> Any:
@@ -252,81 +258,102 @@ def _process(
     skip_ingested: bool,
     workers: int,
     dask_address: str | None,
-) -> list[FileOutcome]:
+) -> IngestResult:
     """Act on the plan: claim what is to do, drain skipped content from the landing area, process the claimed
-    objects here or on Dask; one outcome per landing entry."""
+    objects here or on Dask. Every landing entry is counted in the result; already-ingested and ignored ones
+    are summarised there as they stream past (never all held in memory)."""
     candidates: list[LandingObject] = []
-    outcomes: list[FileOutcome] = []
-    with _SkippedDisposal(settings, outcomes) as disposal:
+    result = IngestResult()
+    with _InPlanOrder(settings, result) as ordered:
         for item in items:
             if item.status == TODO:
                 assert item.obj is not None
                 candidates.append(item.obj)
             elif item.status == SKIPPED:
                 assert item.obj is not None
-                disposal.dispose(item.obj)
+                ordered.dispose(item.obj)
             else:
-                outcomes.append(item.outcome())
+                ordered.add(item.outcome())
     # the plan looked the candidates up already; claiming checks again, after the claim, for a run that
     # finished one of them meanwhile
     claim = writer.claim(candidates, skip_done=skip_ingested, look_up_first=False)
-    outcomes += [dispose_skipped(obj, settings) for obj in claim.done]
-    outcomes += [_skipped(obj, IN_PROGRESS_ELSEWHERE) for obj in claim.elsewhere]
+    result.extend(dispose_skipped(obj, settings) for obj in claim.done)
+    result.extend(_skipped(obj, IN_PROGRESS_ELSEWHERE) for obj in claim.elsewhere)
     todo = claim.claimed
-    counts = Counter(outcome.status for outcome in outcomes)
+    counts = result.counts
     get_run_logger().info(
         "%d landing object(s) found, %d already ingested, %d in progress elsewhere, %d waiting, %d ignored, "
         "%d unreadable, %d to process with %d worker(s)%s (handler %s)",
-        len(todo) + len(outcomes), counts[SKIPPED] - len(claim.elsewhere), len(claim.elsewhere), counts[WAITING],
+        len(todo) + result.total, counts[SKIPPED] - len(claim.elsewhere), len(claim.elsewhere), counts[WAITING],
         counts[IGNORED], counts[FAILED], len(todo), workers,
         f" on Dask ({dask_address})" if dask_address else "", settings.handler_name,
     )
-    progress.emit("planned", len(todo) + len(outcomes))
-    for outcome in outcomes:
+    progress.emit("planned", len(todo) + result.total)
+    for outcome in result.outcomes:
         progress.emit("done", outcome)
+    if result.total > len(result.outcomes):
+        progress.emit("counted", result.total - len(result.outcomes))  # finished, summarised, not listed
     if dask_address:
-        outcomes.extend(run_batches_on_dask(plan_batches(todo, workers), settings, dask_address))
+        result.extend(run_batches_on_dask(plan_batches(todo, workers), settings, dask_address))
     else:
-        outcomes.extend(_run_batches_here(todo, settings, workers))
-    return outcomes
+        result.extend(_run_batches_here(todo, settings, workers))
+    return result
 
 
-class _SkippedDisposal:
-    """Outcomes of already-ingested objects, appended to ``outcomes`` in plan order. Removing one from an S3
-    landing area costs two requests (HEAD to confirm the listed content, then DELETE), so those run on a few
-    threads (in the run's context, so their warnings reach its logs), a bounded number at a time."""
+class _InPlanOrder:
+    """Adds the outcomes of the entries not to be processed to the run's result, in plan order.
 
-    def __init__(self, settings: IngestSettings, outcomes: list[FileOutcome], threads: int = DRAIN_THREADS) -> None:
+    Removing an already-ingested object from an S3 landing area costs two requests (HEAD to confirm the listed
+    content, then DELETE), so those run on a few threads (in the run's context, so their warnings reach its
+    logs); at most a bounded number are pending at a time, and each outcome joins the result in plan order once
+    it and every one before it are done.
+    """
+
+    def __init__(self, settings: IngestSettings, result: IngestResult, threads: int = DRAIN_THREADS) -> None:
         self.settings = settings
-        self.outcomes = outcomes
+        self.result = result
         self._threads = threads if settings.delete_landing else 0
+        self._window = 4 * max(threads, 1)
         self._pool: Any = None
-        self._slots = threading.BoundedSemaphore(4 * max(threads, 1))
+        self._pending: deque[Future[FileOutcome] | FileOutcome] = deque()
 
-    def __enter__(self) -> _SkippedDisposal:
+    def __enter__(self) -> _InPlanOrder:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        try:
+            if exc_info[0] is None:
+                self._collect(wait_for=0)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def add(self, outcome: FileOutcome) -> None:
+        if self._pending:
+            self._pending.append(outcome)
+        else:
+            self.result.add(outcome)
 
     def dispose(self, obj: LandingObject) -> None:
         if not self._threads or not obj.is_s3:
-            self.outcomes.append(dispose_skipped(obj, self.settings))
+            self.add(dispose_skipped(obj, self.settings))
             return
         if self._pool is None:
             self._pool = context_thread_pool(self._threads, thread_name_prefix="aodncore-drain")
-        index = len(self.outcomes)
-        self.outcomes.append(_skipped(obj, "already ingested (same content)"))  # until the removal is done
-        self._slots.acquire()
-        future = self._pool.submit(dispose_skipped, obj, self.settings)
-        future.add_done_callback(lambda done: self._done(index, done))
+        self._pending.append(self._pool.submit(dispose_skipped, obj, self.settings))
+        self._collect(wait_for=self._window)
 
-    def _done(self, index: int, future: Any) -> None:
-        try:
-            self.outcomes[index] = future.result()
-        finally:
-            self._slots.release()
+    def _collect(self, wait_for: int) -> None:
+        """Move finished outcomes at the head to the result; wait for the head while more than ``wait_for``
+        are pending."""
+        while self._pending:
+            head = self._pending[0]
+            if isinstance(head, Future):
+                if not head.done() and len(self._pending) <= wait_for:
+                    return
+                head = head.result()
+            self._pending.popleft()
+            self.result.add(head)
 
 
 def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, workers: int) -> list[FileOutcome]:
@@ -384,9 +411,8 @@ def _options(parameters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
             {name: parameters[name] for name in _CREDENTIAL_PARAMETERS})
 
 
-def _finish(outcomes: list[FileOutcome], what: str) -> Any:
-    data = [outcome.to_dict() for outcome in outcomes]
-    state = final_state([outcome.status for outcome in outcomes], data, what=what)
+def _finish(result: IngestResult, what: str) -> Any:
+    state = final_state(result.counts, result.to_dict(), what=what)
     logger = get_run_logger()
     logger.log(logging.ERROR if state.is_failed() else logging.INFO, "%s", state.message)
     return state
@@ -427,9 +453,14 @@ def ingest_landing(
     Each landing object is published, or quarantined in the error store with a reason sidecar, and only then
     removed from the landing area; objects hit by system errors stay for a retry. Objects whose exact content
     was already ingested are skipped (and removed from the landing area with ``delete_landing``); objects another
-    run is processing are skipped too ("in progress elsewhere") and left alone. Returns one outcome dict per
-    landing entry, also for ``waiting`` (local files still being written), ``ignored`` and unreadable ones (see
-    :mod:`aodncore.ingest.plan`); the run ends Failed if any file failed (see :mod:`aodncore.prefect.states`).
+    run is processing are skipped too ("in progress elsewhere") and left alone. Returns the run's result as a dict
+    (:meth:`aodncore.ingest.result.IngestResult.to_dict`; ``IngestResult.from_dict`` reads it back): ``counts``
+    of every landing entry per status, and under ``outcomes`` one outcome dict per entry that was acted on or
+    needs attention — also ``waiting`` (local files still being written) and unreadable ones (see
+    :mod:`aodncore.ingest.plan`) — while entries skipped as already ingested, and ignored ones, are summarised
+    per reason (``summarised``: count, and the first :data:`~aodncore.ingest.result.LISTED_PER_REASON` listed
+    under ``outcomes``; ``truncated`` says some are only counted). The run ends Failed if any file failed (see
+    :mod:`aodncore.prefect.states`); its state message counts every entry.
 
     ``settle_seconds``: how long a local file must be unchanged before it is taken (default: the config key
     ``limits.landing_settle_seconds``, else 30 s, :data:`aodncore.limits.LANDING_SETTLE_SECONDS`); with
@@ -448,7 +479,7 @@ def ingest_landing(
     sources = [source] if isinstance(source, str) else list(source)
     dask_address = _dask_address(dask_address)
     with forward_library_logs("aodncore", logging.INFO):
-        outcomes = _ingest(
+        result = _ingest(
             sources,
             workers=max(1, min(int(workers or available_cores()), _max_workers(dask_address))),
             dask_address=dask_address,
@@ -459,7 +490,7 @@ def ingest_landing(
             settle_seconds=settle_seconds,
             settle_wait=settle_wait,
         )
-        return _finish(outcomes, "ingest-landing")
+        return _finish(result, "ingest-landing")
 
 
 @ingest_flow(name="ingest-file", flow_run_name=lambda: _run_name("ingest-file"))
@@ -484,11 +515,12 @@ def ingest_file(
 
     An event for an object that was already ingested, or that another run is processing, is a no-op success
     (outcome ``skipped``); a local file still being written (see ``ingest_landing``'s ``settle_seconds``) is
-    ``waiting``. The run ends Failed if the file failed.
+    ``waiting``. The run ends Failed if the file failed. Returns that one entry's outcome dict (one entry is
+    always listed in full).
     """
     settings_options, credentials = _options(locals())
     with forward_library_logs("aodncore", logging.INFO):
-        outcomes = _ingest(
+        result = _ingest(
             [source],
             workers=1,
             skip_ingested=skip_ingested,
@@ -498,7 +530,7 @@ def ingest_file(
             credentials=credentials,
             settle_seconds=settle_seconds,
         )
-        state = _finish(outcomes, "ingest-file")
-        state.data = state.data[0]
+        state = _finish(result, "ingest-file")
+        state.data = state.data["outcomes"][0]
         return state
 

@@ -5,13 +5,15 @@
   (filterable in the UI and the API), e.g. message "16 of 20 quarantined, 4 published";
 * otherwise → **Completed**.
 
-The outcome dicts are the state's data either way, so ``state.result(raise_on_failure=False)`` returns them.
+The run's result is the state's data either way, so ``state.result(raise_on_failure=False)`` returns it (for the
+flows, :meth:`aodncore.ingest.result.IngestResult.to_dict`). The counts in the message count every entry, also
+those the result only summarises.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prefect.states import Completed, Failed, State
@@ -26,29 +28,40 @@ QUARANTINED_STATE_NAME = "Quarantined"
 
 class IngestRunFailed(RuntimeError):
     """Raised by calling an ingest flow directly (without ``return_state=True``) when its run ended Failed because
-    files failed; ``outcomes`` holds every outcome dict of the run (``str()`` is the state message)."""
+    files failed (``str()`` is the state message). ``result`` is the run's result (for the flows the dict of
+    :meth:`aodncore.ingest.result.IngestResult.to_dict`), ``outcomes`` its listed outcome dicts."""
 
-    def __init__(self, message: str, outcomes: Any) -> None:
+    def __init__(self, message: str, result: Any) -> None:
         super().__init__(message)
-        self.outcomes = outcomes
+        self.result = result
+        self.outcomes = result.get("outcomes", []) if isinstance(result, dict) else result
 
 
-def summarise(statuses: Sequence[str]) -> str:
-    """'3 of 20 failed, 5 quarantined, 12 published' (most important first); 'no files' when empty."""
-    counts = Counter(statuses)
+def _counts(statuses: Mapping[str, int] | Iterable[str]) -> Counter[str]:
+    return Counter(dict(statuses)) if isinstance(statuses, Mapping) else Counter(statuses)
+
+
+def summarise(statuses: Mapping[str, int] | Iterable[str]) -> str:
+    """'3 of 20 failed, 5 quarantined, 12 published' (most important first); 'no files' when empty.
+
+    ``statuses``: one status per entry, or a count per status."""
+    counts = _counts(statuses)
+    total = sum(counts.values())
     order = [FAILED, QUARANTINED, *(status for status in STATUSES if status not in (FAILED, QUARANTINED))]
     present = [status for status in order if counts.get(status)]
     if not present:
         return "no files"
     first, *rest = present
-    return ", ".join([f"{counts[first]} of {len(statuses)} {first}", *(f"{counts[s]} {s}" for s in rest)])
+    return ", ".join([f"{counts[first]} of {total} {first}", *(f"{counts[s]} {s}" for s in rest)])
 
 
-def final_state(statuses: Sequence[str], data: Any, *, what: str = "ingest") -> State:
-    """The state a flow or task should end in for these file statuses, carrying ``data`` as its result."""
-    message = f"{what}: {summarise(statuses)}"
-    if FAILED in statuses:
+def final_state(statuses: Mapping[str, int] | Iterable[str], data: Any, *, what: str = "ingest") -> State:
+    """The state a flow or task should end in for these file statuses (or counts per status), carrying ``data``
+    as its result."""
+    counts = _counts(statuses)
+    message = f"{what}: {summarise(counts)}"
+    if counts[FAILED]:
         return Failed(message=message, data=data)
-    if QUARANTINED in statuses:
+    if counts[QUARANTINED]:
         return Completed(name=QUARANTINED_STATE_NAME, message=message, data=data)
     return Completed(message=message, data=data)

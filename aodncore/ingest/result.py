@@ -1,0 +1,155 @@
+"""The result of an ingest run: every entry that was acted on or needs attention in full, no-op skips summarised.
+
+A re-scan of a large landing area meets mostly content that was already ingested: 100,000 objects give 100,000
+"skipped: already ingested" entries, which nobody reads one by one, and which would make the flow's result, its
+table artifact and the CLI's summary grow with the landing area instead of with the work done. So an
+:class:`IngestResult` keeps:
+
+* a full :class:`~aodncore.ingest.outcome.FileOutcome` for every entry that was acted on or needs attention —
+  ``published``, ``quarantined``, ``failed`` (including unreadable entries), ``waiting`` (not settled, changed
+  while fetched), ``skipped`` because another run holds it ("in progress elsewhere") or because it vanished;
+* for the no-op entries — ``skipped`` as already ingested (every variant of that note: kept in, removed from, or
+  not removable from the landing area) and ``ignored`` by design (dotfiles, sidecars, links, folder markers) — a
+  count per status and reason, with the first :data:`LISTED_PER_REASON` of each listed as full outcomes and
+  the rest only counted (``aodncore ingest --dry-run`` lists every entry).
+
+:attr:`IngestResult.counts` counts *every* entry, summarised or not (Prefect state messages, exit codes). The JSON
+form (:meth:`IngestResult.to_dict`, the flows' persisted result)::
+
+    {"total": 100003, "counts": {"published": 2, "failed": 1, "skipped": 100000},
+     "outcomes": [{...}, ...],            # listed entries in plan order: full ones + the first N of each summary
+     "summarised": [{"status": "skipped", "reason": "already ingested (same content); kept in the landing area",
+                     "count": 100000, "listed": 20}],
+     "truncated": true}                   # some summarised entries are counted but not listed
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aodncore.ingest.outcome import IGNORED, SKIPPED, STATUSES, FileOutcome
+from aodncore.ingest.plan import ALREADY_INGESTED
+
+__all__ = ["LISTED_PER_REASON", "IngestResult", "Summary", "summarised_reason"]
+
+LISTED_PER_REASON = 20
+"""Summarised entries (already ingested, ignored) listed in full per status and reason; the rest are counted."""
+
+DRY_RUN_HINT = "`aodncore ingest --dry-run` lists every one"
+
+
+def summarised_reason(outcome: FileOutcome) -> str | None:
+    """The reason ``outcome`` is summarised under (it needs nobody's attention), or None: listed in full."""
+    note = outcome.note or ""
+    if outcome.status == SKIPPED and note.startswith(ALREADY_INGESTED):
+        return note
+    if outcome.status == IGNORED:
+        return note or "ignored"
+    return None
+
+
+@dataclass(slots=True)
+class Summary:
+    """How many entries with one status and reason a run had (``count``), and how many of them it lists."""
+
+    status: str
+    reason: str
+    count: int = 0
+    listed: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.count > self.listed
+
+    def line(self) -> str:
+        """``"100000 skipped (already ingested …); first 20 listed — `aodncore ingest --dry-run` lists every one"``."""
+        return f"{self.count} {self.status} ({self.reason}); first {self.listed} listed — {DRY_RUN_HINT}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "count": self.count, "listed": self.listed}
+
+
+class IngestResult:
+    """The outcomes of one run, summarised where they need no attention (see the module docstring).
+
+    Add outcomes in plan order with :meth:`add`; memory grows with the listed entries only. Not thread-safe: one
+    thread adds (the flow's).
+    """
+
+    def __init__(self, listed_per_reason: int | None = None) -> None:
+        self.listed_per_reason = max(1, LISTED_PER_REASON if listed_per_reason is None else listed_per_reason)
+        self.outcomes: list[FileOutcome] = []
+        self.counts: Counter[str] = Counter()
+        self._summaries: dict[tuple[str, str], Summary] = {}
+
+    def add(self, outcome: FileOutcome) -> bool:
+        """Count ``outcome``; list it unless it is the next of a summarised reason already listed enough times.
+        Returns whether it was listed."""
+        self.counts[outcome.status] += 1
+        reason = summarised_reason(outcome)
+        if reason is not None:
+            key = (outcome.status, reason)
+            summary = self._summaries.get(key)
+            if summary is None:
+                summary = self._summaries[key] = Summary(outcome.status, reason)
+            summary.count += 1
+            if summary.listed >= self.listed_per_reason:
+                return False
+            summary.listed += 1
+        self.outcomes.append(outcome)
+        return True
+
+    def extend(self, outcomes: Iterable[FileOutcome]) -> None:
+        for outcome in outcomes:
+            self.add(outcome)
+
+    @property
+    def total(self) -> int:
+        """Every entry of the run, listed or only counted."""
+        return sum(self.counts.values())
+
+    @property
+    def summaries(self) -> list[Summary]:
+        """The summarised reasons, in the order they first occurred."""
+        return list(self._summaries.values())
+
+    @property
+    def truncated(self) -> bool:
+        """True when some entries are only counted, not listed."""
+        return any(summary.truncated for summary in self._summaries.values())
+
+    def truncation_lines(self) -> list[str]:
+        """One line per summarised reason with entries not listed (for consoles, logs and artifacts)."""
+        return [summary.line() for summary in self._summaries.values() if summary.truncated]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (see the module docstring): the flows' persisted result."""
+        order = [status for status in STATUSES if self.counts[status]]
+        order += sorted(status for status in self.counts if status not in STATUSES and self.counts[status])
+        return {
+            "total": self.total,
+            "counts": {status: self.counts[status] for status in order},
+            "outcomes": [outcome.to_dict() for outcome in self.outcomes],
+            "summarised": [summary.to_dict() for summary in self._summaries.values()],
+            "truncated": self.truncated,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | list[dict[str, Any]]) -> IngestResult:
+        """Rebuild a result from :meth:`to_dict` output (or from a plain list of outcome dicts: all listed)."""
+        result = cls()
+        if isinstance(data, list):
+            result.extend(FileOutcome.from_dict(item) for item in data)
+            return result
+        missing = {"counts", "outcomes"} - data.keys()
+        if missing:
+            raise ValueError(f"IngestResult.from_dict: missing {', '.join(sorted(missing))}")
+        result.outcomes = [FileOutcome.from_dict(item) for item in data["outcomes"]]
+        result.counts = Counter({status: int(count) for status, count in data["counts"].items()})
+        for item in data.get("summarised") or ():
+            summary = Summary(item["status"], item["reason"], int(item["count"]), int(item["listed"]))
+            result._summaries[(summary.status, summary.reason)] = summary
+        return result
