@@ -221,9 +221,13 @@ def test_flow_ingests_an_s3_landing_prefix_with_logs_and_artifact(prefect_harnes
     assert len(tables) == 1
     rows = tables[0].data if isinstance(tables[0].data, list) else json.loads(tables[0].data)
     assert sorted(row["name"] for row in rows) == sorted(key.rsplit("/", 1)[-1] for key in landing.objects)
-    # failed and quarantined files get a markdown report each
+    # one markdown report for the run names every failed and quarantined file (fewer than 20: all in full)
     reports = [a for a in artifacts if a.type == "markdown"]
-    assert len(reports) == len(landing.broken) + len(landing.doomed)
+    assert len(reports) == 1
+    refused = landing.broken | landing.doomed
+    assert reports[0].data.startswith(f"# {len(refused)} file(s) refused or failed")
+    for key in refused:
+        assert f"`{key.rsplit('/', 1)[-1]}`" in reports[0].data, key
 
 
 def test_ingest_file_takes_exactly_the_object_an_event_names(prefect_harness, s3, tmp_path):

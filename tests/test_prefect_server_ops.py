@@ -132,6 +132,7 @@ def test_cli_run_states_results_events_and_artifacts_tell_the_truth(prefect_serv
     keys = {artifact.key for artifact in artifacts if artifact.type == "table"}
     assert keys == {"ingest-landing-selectiveexplodinghandler"}  # per pipeline: others do not overwrite it
     report = next(a for a in artifacts if a.type == "markdown" and BAD_NC in a.data)
+    assert report.key == "ingest-landing-selectiveexplodinghandler-refused"  # one report per run, per pipeline
     assert "FORMAT_CHECK" in report.data and str(tmp_path / "base" / "error") in report.data
 
 

@@ -1,4 +1,5 @@
-"""Prefect artifacts for ingest results: one table per batch, one markdown report per failed file."""
+"""Prefect artifacts for ingest results: one outcome table per run and one markdown report of its refused and
+failed files (a report per file is available too)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from aodncore.ingest.result import IngestResult
 __all__ = [
     "TABLE_COLUMNS",
     "create_failure_report",
+    "create_failure_summary",
     "create_outcome_table",
     "create_result_table",
     "failure_report_markdown",
+    "failure_summary_markdown",
     "outcome_table_rows",
     "result_table_rows",
     "sanitise_key",
@@ -117,6 +120,12 @@ def _cell(value: object) -> str:
 
 def failure_report_markdown(outcome: FileOutcome) -> str:
     """The markdown of :func:`create_failure_report`."""
+    return "\n".join(_report_lines(outcome, level=1)) + "\n"
+
+
+def _report_lines(outcome: FileOutcome, level: int) -> list[str]:
+    """One file's report; its title is a heading of ``level``, its sections one level below."""
+    title, section = "#" * level, "#" * (level + 1)
     if outcome.status == QUARANTINED:
         headline = "was refused and kept in the error store"
     elif outcome.status == FAILED:
@@ -124,9 +133,9 @@ def failure_report_markdown(outcome: FileOutcome) -> str:
     else:
         headline = f"finished with status '{outcome.status}'"
     lines = [
-        f"# `{_cell(outcome.name)}` {headline}",
+        f"{title} `{_cell(outcome.name)}` {headline}",
         "",
-        "## Reason",
+        f"{section} Reason",
         "",
         "```text",
         _redact(outcome.error) or "(no reason recorded)",
@@ -144,12 +153,13 @@ def failure_report_markdown(outcome: FileOutcome) -> str:
     if outcome.error_uri:
         lines.append(f"* **kept at:** `{_cell(outcome.error_uri)}`")
     if outcome.files:
-        lines += ["", "## Files", "", "| name | check passed | publish type | destination | stored | archived |",
+        lines += ["", f"{section} Files", "",
+                  "| name | check passed | publish type | destination | stored | archived |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for row in outcome.files:
             lines.append("| " + " | ".join(_cell(row.get(column)) for column in (
                 "name", "check_passed", "publish_type", "dest_path", "stored", "archived")) + " |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def create_failure_report(outcome: FileOutcome, key: str | None = None) -> UUID:
@@ -158,5 +168,33 @@ def create_failure_report(outcome: FileOutcome, key: str | None = None) -> UUID:
         failure_report_markdown(outcome),
         key=sanitise_key(key),
         description=f"{outcome.status}: {outcome.name}",
+        _sync=True,  # type: ignore[call-arg]
+    )
+
+
+def _status_counts(outcomes: Sequence[FileOutcome]) -> str:
+    counts = Counter(outcome.status for outcome in outcomes)
+    return ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+
+
+def failure_summary_markdown(outcomes: Sequence[FileOutcome], limit: int = 20) -> str:
+    """The markdown of :func:`create_failure_summary`: a heading with the counts, then the report of each of the
+    first ``limit`` outcomes, then how many more there are (every one is in the outcome table and the error store)."""
+    lines = [f"# {len(outcomes)} file(s) refused or failed: {_status_counts(outcomes)}", ""]
+    for outcome in outcomes[:limit]:
+        lines += _report_lines(outcome, level=2) + [""]
+    if len(outcomes) > limit:
+        lines.append(f"… and {len(outcomes) - limit} more, not shown here: every file is in the run's outcome table, "
+                     "and each refused file in the error store beside its reason.")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def create_failure_summary(outcomes: Sequence[FileOutcome], key: str | None = None, limit: int = 20) -> UUID:
+    """Create one Prefect markdown artifact reporting every refused or failed outcome of a run (the first ``limit``
+    in full). One artifact per run instead of one per file: the API server's cost is per artifact."""
+    return create_markdown_artifact(
+        failure_summary_markdown(outcomes, limit),
+        key=sanitise_key(key),
+        description=f"{len(outcomes)} refused or failed: {_status_counts(outcomes)}",
         _sync=True,  # type: ignore[call-arg]
     )

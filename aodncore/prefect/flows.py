@@ -55,7 +55,7 @@ from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folde
 from aodncore.ingest.scratch import run_scratch
 from aodncore.ingest.sources import LandingObject
 from aodncore.limits import LANDING_SETTLE_SECONDS
-from aodncore.prefect.artifacts import create_failure_report, create_result_table, sanitise_key
+from aodncore.prefect.artifacts import create_failure_summary, create_result_table, sanitise_key
 from aodncore.prefect.credentials import refuse_secrets_in_parameters, run_credentials
 from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
 from aodncore.prefect.fileevents import FileEventEmitter
@@ -66,7 +66,8 @@ from aodncore.prefect.tasks import ingest_batch_task
 __all__ = ["MAX_FAILURE_REPORTS", "MAX_WORKERS", "IngestFlow", "ingest_file", "ingest_landing", "plan_batches"]
 
 MAX_FAILURE_REPORTS = 20
-"""At most this many markdown failure reports per run (the table lists every file)."""
+"""Refused or failed files reported in full in a run's failure report (the rest are counted; the table lists
+every file)."""
 
 MAX_WORKERS = 16
 """At most this many batches (and worker processes) per run, except on an existing Dask cluster."""
@@ -139,8 +140,8 @@ def _publish_artifacts(result: IngestResult, key: str) -> None:
         return
     create_result_table(result, key=key)
     failures = [outcome for outcome in result.outcomes if outcome.status in (QUARANTINED, FAILED)]
-    for outcome in failures[:MAX_FAILURE_REPORTS]:
-        create_failure_report(outcome)
+    if failures:
+        create_failure_summary(failures, key=f"{key}-refused", limit=MAX_FAILURE_REPORTS)
 
 
 def _skipped(obj: LandingObject, note: str) -> FileOutcome:
