@@ -9,7 +9,8 @@ variant, ``--items`` of:
   posted in batches), with its usual related resources (handler, destination, flow run);
 * ``events-bare`` — the same events without related resources (each related resource is a row the server stores);
 * ``big-records`` — one 3 KB record each (a quarantined file's combined record with its checker report);
-* ``reports`` — one failure-report markdown artifact each (what a quarantined file gets, the first 20 of a run);
+* ``reports`` — one failure-report markdown artifact each (what a quarantined file got before the run's report);
+* ``summary`` — the same files in runs' failure reports (:func:`create_failure_summary`, one artifact per 20 files);
 * ``nothing`` — the empty flow run, the baseline.
 
 CPU per item: this process (``time.process_time``) and the server's process tree (``/proc``, after the server
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchserver  # noqa: E402
 import proctree  # noqa: E402
 
-VARIANTS = ("nothing", "records", "joined", "big-records", "events", "events-bare", "reports")
+VARIANTS = ("nothing", "records", "joined", "big-records", "events", "events-bare", "reports", "summary")
 
 
 def _emit(kind: str, count: int, flow_run_id: str) -> None:
@@ -56,15 +57,20 @@ def _emit(kind: str, count: int, flow_run_id: str) -> None:
                             "report, about this long" for line in range(30))
         for index in range(count):
             log.error("running ImosGenericHandler on 'file:///land/IMOS_%05d.nc'\n%s", index, report)
-    elif kind == "reports":
-        from aodncore.prefect.artifacts import create_failure_report
+    elif kind in ("reports", "summary"):
+        from aodncore.prefect.artifacts import create_failure_report, create_failure_summary
 
-        for index in range(count):
-            create_failure_report(FileOutcome(
-                source=f"file:///land/IMOS_{index:05d}.nc", name=f"IMOS_{index:05d}.nc", status="quarantined",
-                handler="Imos", check_result="failed", failed_checks=["cf:1.6"],
-                error="ComplianceCheckFailedError: the following files failed the check step: ['x.nc']",
-                error_uri=f"file:///error/IMOS_{index:05d}.nc"))  # no key, as the flows create them
+        outcomes = [FileOutcome(
+            source=f"file:///land/IMOS_{index:05d}.nc", name=f"IMOS_{index:05d}.nc", status="quarantined",
+            handler="Imos", check_result="failed", failed_checks=["cf:1.6"],
+            error="ComplianceCheckFailedError: the following files failed the check step: ['x.nc']",
+            error_uri=f"file:///error/IMOS_{index:05d}.nc") for index in range(count)]
+        if kind == "reports":
+            for outcome in outcomes:
+                create_failure_report(outcome)  # no key, as the flows created them
+        else:
+            for start in range(0, count, 20):
+                create_failure_summary(outcomes[start:start + 20], key="bench-refused", limit=20)
     elif kind.startswith("events"):
         original = fileevents.file_event
         if kind == "events-bare":
