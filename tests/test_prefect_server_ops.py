@@ -195,7 +195,7 @@ try:
 except SecretInParameterError as error:
     refused = str(error)
 print(json.dumps({{"run": str(state.state_details.flow_run_id), "refused": refused,
-                  "outcomes": state.result(raise_on_failure=False)}}))
+                  "outcomes": state.result(raise_on_failure=False)["outcomes"]}}))
 """
     env = _env(prefect_server, **{EXPECTED_AWS_SECRET_ENV: aws_secret, EXPECTED_SMTP_PASSWORD_ENV: smtp_password})
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
