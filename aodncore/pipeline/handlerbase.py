@@ -38,7 +38,7 @@ from aodncore.pipeline.handlerstates import (
     OTHER_TRANSITIONS,
     install_state_methods,
 )
-from aodncore.pipeline.log import BASIC_LOG_FORMAT, LIBRARY_LOGGERS, SYSINFO, get_pipeline_logger
+from aodncore.pipeline.log import BASIC_LOG_FORMAT, LIBRARY_LOGGERS, SYSINFO, PipelineLoggerAdapter, get_pipeline_logger
 from aodncore.pipeline.schema import (
     validate_check_params,
     validate_custom_params,
@@ -578,7 +578,7 @@ class HandlerBase:
     def _init_logger(self) -> None:
         task_logger = getattr(self.celery_task, "logger", None)
         if task_logger is not None:
-            self._logger = task_logger if hasattr(task_logger, "sysinfo") else _with_sysinfo(task_logger)
+            self._logger = task_logger if hasattr(task_logger, "sysinfo") else PipelineLoggerAdapter(task_logger, {})
         else:
             logging.basicConfig(format=FALLBACK_LOG_FORMAT, level=FALLBACK_LOG_LEVEL)
             self._logger = get_pipeline_logger(
@@ -594,11 +594,6 @@ class HandlerBase:
         level = self.config.pipeline_config["logging"].get("liblevel", "WARN")
         for name in LIBRARY_LOGGERS:
             logging.getLogger(name).setLevel(level)
-
-
-def _with_sysinfo(logger: Any) -> Any:
-    """Wrap a plain logger so that ``logger.sysinfo(...)`` works."""
-    return get_pipeline_logger(None, logger_function=lambda _name: logger)
 
 
 install_state_methods(HandlerBase)
