@@ -60,7 +60,16 @@ def _print_outcomes(result: Any) -> None:
             _print_plain(outcome_line(outcome))
     for line in result.truncation_lines():
         _print_plain(line)
-    _print_plain(count_line(result.counts))
+    _print_plain(count_line(result.counts) + _how_to_see_all(result))
+
+
+def _how_to_see_all(result: Any) -> str:
+    """What the count line adds: where every entry is (the report), or how to get them all listed."""
+    if result.report_path:
+        return f" — every entry is in the report {result.report_path}"
+    if result.truncated:
+        return " — not every entry is listed; a run with `--report FILE` writes every one"
+    return ""
 
 
 def _outcome_table(outcomes: list[Any]) -> Table:
@@ -142,6 +151,15 @@ def ingest(
         bool,
         typer.Option("--dry-run", help="list what would be ingested, skipped, waiting or ignored; change nothing"),
     ] = False,
+    report: Annotated[
+        str | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="write one JSON line per entry (every status) to FILE as the run goes; the summary lists only the "
+            "first 20 published, already ingested or ignored entries of each kind",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show log lines on the console")] = False,
 ) -> None:
     """Ingest files through the ingest-landing Prefect flow; print a per-file summary.
@@ -150,6 +168,8 @@ def ingest(
     """
     if dry_run:
         _configure_console_logging(verbose)
+        if report is not None:
+            raise _fail_usage(UsageError("--report is for a real run; --dry-run lists every entry on the console"))
         raise typer.Exit(_dry_run(sources, dict(handler=handler, config_file=config, base_dir=base_dir,
                                                 upload_uri=upload_uri, archive_uri=archive_uri, error_uri=error_uri),
                                   settle=settle, skip_ingested=not reingest))
@@ -169,6 +189,7 @@ def ingest(
         if dask is not None:
             _check_dask_available()
         _check_sources(sources)
+        report_path = _check_report(report)
         settings_options: dict[str, Any] = dict(
             handler=handler,
             config_file=config,
@@ -199,6 +220,7 @@ def ingest(
                 dask_address=dask,
                 settle_seconds=settle_seconds,
                 settle_wait=True,
+                report_path=report_path,
             ),
             api,
             # a server that outlives the run: its page is worth printing (not an ephemeral one's)
@@ -215,6 +237,15 @@ def _check_sources(sources: list[str]) -> None:
     for source in sources:
         if not source.startswith("s3://") and not os.path.exists(source.removeprefix("file://")):
             raise UsageError(f"source '{source}' does not exist")
+
+
+def _check_report(report: str | None) -> str | None:
+    """The absolute path of ``--report FILE``, checked before the run (a bad path is a one-line usage error)."""
+    if report is None:
+        return None
+    from aodncore.ingest.report import check_report_path
+
+    return check_report_path(report)
 
 
 def _dry_run(sources: list[str], options: dict[str, Any], *, settle: float | None, skip_ingested: bool) -> int:

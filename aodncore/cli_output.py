@@ -28,6 +28,7 @@ def configuration_errors() -> tuple[type[BaseException], ...]:
     """The exceptions a command reports as a usage or configuration error (one line, exit code 2)."""
     import jsonschema
 
+    from aodncore.ingest.report import ReportPathError
     from aodncore.pipeline.exceptions import (
         InvalidCheckSuiteError,
         InvalidConfigError,
@@ -40,6 +41,7 @@ def configuration_errors() -> tuple[type[BaseException], ...]:
 
     return (
         UsageError,
+        ReportPathError,
         DaskConfigurationError,
         SecretInParameterError,
         InvalidCheckSuiteError,

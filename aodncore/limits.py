@@ -34,6 +34,7 @@ __all__ = [
     "LANDING_SETTLE_SECONDS",
     "LIMITS",
     "LIMITS_SECTION",
+    "LISTED_PER_REASON",
     "MANIFEST_ROOTS",
     "MAX_NAME_BYTES",
     "ArchiveLimits",
@@ -127,6 +128,14 @@ CLI_SETTLE_SECONDS = 10.0
 #: Longest file name (in bytes, UTF-8 with surrogate escapes) a local file system accepts (``NAME_MAX``); not
 #: configurable: working copies must stay within it whatever the landing name.
 MAX_NAME_BYTES = 255
+
+# -- run results ------------------------------------------------------------------------------------------------
+
+#: Entries of a run that need nobody's attention (published, skipped as already ingested, ignored) listed in full
+#: in its result, table artifact and console summary, per status and reason; the rest are counted only, so that
+#: neither memory nor the result grows with the run (every entry is in the run's report, ``--report FILE``). Not
+#: configurable. Entries needing attention (quarantined, failed, waiting, …) are always listed.
+LISTED_PER_REASON = 20
 
 #: every configurable limit, in the order the documentation lists them
 LIMITS: tuple[Limit, ...] = (

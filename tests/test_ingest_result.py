@@ -1,6 +1,6 @@
-"""A run's result: full outcomes for what was acted on or needs attention; already-ingested and ignored entries
-summarised (a count per reason, the first few listed), so a large re-scan returns little — while the state
-message, the table artifact and the CLI still count every entry."""
+"""A run's result: full outcomes for what needs attention; published, already-ingested and ignored entries
+summarised (a count per reason, the first few listed), so a large run or re-scan returns little — while the state
+message, the table artifact and the CLI still count every entry, and the run's report lists every one."""
 
 from __future__ import annotations
 
@@ -42,19 +42,22 @@ def test_already_ingested_entries_are_counted_and_only_the_first_few_listed():
     assert [o.status for o in result.outcomes] == [PUBLISHED] + [SKIPPED] * LISTED_PER_REASON + [FAILED]
     assert [o.name for o in result.outcomes[1:-1]] == [f"IMOS_x_{i:06d}.nc" for i in range(1, LISTED_PER_REASON + 1)]
     assert result.truncated
-    (summary,) = result.summaries
+    published, summary = result.summaries
+    assert (published.status, published.reason, published.count, published.listed) == (PUBLISHED, "", 1, 1)
     assert (summary.status, summary.reason, summary.count, summary.listed) == (SKIPPED, KEPT, 1000, LISTED_PER_REASON)
     assert result.truncation_lines() == [
         f"1000 skipped ({KEPT}); first {LISTED_PER_REASON} listed — `aodncore ingest --dry-run` lists every one"]
     data = result.to_dict()
     assert data["truncated"] is True and data["total"] == 1002
     assert data["counts"] == {PUBLISHED: 1, SKIPPED: 1000, FAILED: 1}
-    assert data["summarised"] == [{"status": SKIPPED, "reason": KEPT, "count": 1000, "listed": LISTED_PER_REASON}]
+    assert data["summarised"] == [{"status": PUBLISHED, "reason": "", "count": 1, "listed": 1},
+                                  {"status": SKIPPED, "reason": KEPT, "count": 1000, "listed": LISTED_PER_REASON}]
+    assert data["report"] is None
 
 
-def test_entries_acted_on_or_needing_attention_are_all_listed_in_full():
+def test_entries_needing_attention_are_all_listed_in_full():
     notes = {
-        PUBLISHED: None, QUARANTINED: None, FAILED: None,
+        QUARANTINED: None, FAILED: None,
         WAITING: "still being written? changed 1 s ago",
         SKIPPED: "in progress elsewhere (claimed by another run)",
     }
@@ -63,8 +66,51 @@ def test_entries_acted_on_or_needing_attention_are_all_listed_in_full():
         result.extend(_outcome(index, status, note) for index in range(3 * LISTED_PER_REASON))
     result.add(_outcome(0, SKIPPED, "landing object vanished; nothing to do"))
 
-    assert len(result.outcomes) == result.total == 5 * 3 * LISTED_PER_REASON + 1
+    assert len(result.outcomes) == result.total == 4 * 3 * LISTED_PER_REASON + 1
     assert not result.truncated and result.summaries == []
+    assert [o.status for o in result.outcomes[:3 * LISTED_PER_REASON]] == [QUARANTINED] * 3 * LISTED_PER_REASON
+
+
+def _published(index: int) -> FileOutcome:
+    return _outcome(index, PUBLISHED, None, destination=f"s3://public/IMOS/x_{index}.nc", stored=True,
+                    check_result="passed", files=[{"name": f"IMOS_x_{index:06d}.nc", "stored": True}])
+
+
+def _run(published: int) -> IngestResult:
+    result = IngestResult()
+    for index in range(published):
+        result.add(_published(index))
+        if index % 100 == 7:  # attention-needing entries among them: every one listed
+            result.add(_outcome(index, QUARANTINED, None, error="format check failed"))
+    return result
+
+
+def test_published_entries_are_counted_and_only_the_first_few_listed():
+    result = _run(3000)
+
+    assert result.total == 3030 and result.counts == {PUBLISHED: 3000, QUARANTINED: 30}
+    listed = [o.name for o in result.outcomes if o.status == PUBLISHED]
+    assert listed == [f"IMOS_x_{index:06d}.nc" for index in range(LISTED_PER_REASON)]  # the first, in order
+    assert sum(o.status == QUARANTINED for o in result.outcomes) == 30
+    assert result.truncated
+    (summary,) = result.summaries
+    assert (summary.status, summary.count, summary.listed) == (PUBLISHED, 3000, LISTED_PER_REASON)
+    assert result.truncation_lines() == [
+        f"3000 published; first {LISTED_PER_REASON} listed — a run with `--report FILE` (flow parameter "
+        "report_path) lists every one"]
+    result.report_path = "/data/run.jsonl"
+    assert result.truncation_lines() == [
+        f"3000 published; first {LISTED_PER_REASON} listed — every one is in the report /data/run.jsonl"]
+
+
+def test_the_result_does_not_grow_with_published_entries():
+    small, large = _run(1000), _run(3000)
+    assert len(large.outcomes) - len(small.outcomes) == 20  # the 20 more quarantined, no more published
+    small_json = json.dumps({**small.to_dict(), "outcomes": [o for o in small.to_dict()["outcomes"]
+                                                              if o["status"] == PUBLISHED]})
+    large_json = json.dumps({**large.to_dict(), "outcomes": [o for o in large.to_dict()["outcomes"]
+                                                              if o["status"] == PUBLISHED]})
+    assert len(large_json) - len(small_json) <= 10  # only the counts' digits differ
 
 
 def test_each_no_op_reason_is_summarised_on_its_own():
@@ -173,7 +219,7 @@ def test_a_rescan_returns_counts_and_the_first_few_and_its_table_says_truncated(
     assert result["total"] == 47 and result["counts"] == {PUBLISHED: 1, SKIPPED: 45, IGNORED: 1}
     assert result["truncated"] is True
     assert {(s["status"], s["count"], s["listed"]) for s in result["summarised"]} == {
-        (SKIPPED, 45, LISTED_PER_REASON), (IGNORED, 1, 1)}
+        (PUBLISHED, 1, 1), (SKIPPED, 45, LISTED_PER_REASON), (IGNORED, 1, 1)}
     listed = [o["name"] for o in result["outcomes"] if o["status"] == SKIPPED]
     assert listed == [f"IMOS_old_{index:03d}.nc" for index in range(LISTED_PER_REASON)]  # the first, in order
     assert [o["name"] for o in result["outcomes"] if o["status"] == PUBLISHED] == [GOOD]
@@ -201,7 +247,8 @@ def test_cli_summary_says_how_many_and_dry_run_lists_every_one(capsys, tmp_path)
     assert sum(line.startswith("skipped ") for line in lines) == LISTED_PER_REASON
     assert f"30 skipped ({KEPT}); first {LISTED_PER_REASON} listed — `aodncore ingest --dry-run` lists every one" \
         in lines
-    assert lines[-1] == "1 published, 30 skipped, 1 ignored"
+    assert lines[-1] == ("1 published, 30 skipped, 1 ignored — not every entry is listed; a run with "
+                         "`--report FILE` writes every one")
 
     assert main(["ingest", str(landing), "--base-dir", str(base), "--dry-run", "--settle", "0"]) == 0
     dry = capsys.readouterr().out.splitlines()

@@ -1,26 +1,32 @@
-"""The result of an ingest run: every entry that was acted on or needs attention in full, no-op skips summarised.
+"""The result of an ingest run: every entry that needs attention in full, the others counted and a few listed.
 
-A re-scan of a large landing area meets mostly content that was already ingested: 100,000 objects give 100,000
-"skipped: already ingested" entries, which nobody reads one by one, and which would make the flow's result, its
-table artifact and the CLI's summary grow with the landing area instead of with the work done. So an
-:class:`IngestResult` keeps:
+A run's result must not grow with the landing area nor with the work done: a re-scan of 100,000 objects gives
+100,000 "skipped: already ingested" entries, and a run that publishes 100,000 files 100,000 published ones —
+nobody reads those one by one, and holding them would make the flow's result, its table artifact and the CLI's
+summary grow with the run. So an :class:`IngestResult` keeps:
 
-* a full :class:`~aodncore.ingest.outcome.FileOutcome` for every entry that was acted on or needs attention —
-  ``published``, ``quarantined``, ``failed`` (including unreadable entries), ``waiting`` (not settled, changed
-  while fetched), ``skipped`` because another run holds it ("in progress elsewhere") or because it vanished;
-* for the no-op entries — ``skipped`` as already ingested (every variant of that note: kept in, removed from, or
-  not removable from the landing area) and ``ignored`` by design (dotfiles, sidecars, links, folder markers) — a
-  count per status and reason, with the first :data:`LISTED_PER_REASON` of each listed as full outcomes and
-  the rest only counted (``aodncore ingest --dry-run`` lists every entry).
+* a full :class:`~aodncore.ingest.outcome.FileOutcome` for every entry that **needs attention** —
+  ``quarantined``, ``failed`` (including unreadable entries), ``waiting`` (not settled, changed while fetched),
+  ``skipped`` because another run holds it ("in progress elsewhere") or because it vanished;
+* for the entries that need nobody's attention — ``published``, ``skipped`` as already ingested (every variant of
+  that note: kept in, removed from, or not removable from the landing area) and ``ignored`` by design (dotfiles,
+  sidecars, links, folder markers) — a count per status and reason, with the first
+  :data:`~aodncore.limits.LISTED_PER_REASON` of each listed as full outcomes and the rest only counted.
+
+Every entry, listed or not, is in the run's report when one is asked for (:mod:`aodncore.ingest.report`,
+``aodncore ingest --report FILE``, flow parameter ``report_path``); ``aodncore ingest --dry-run`` lists every
+landing entry too. The per-file events, the ingest record and the error store carry every file as well.
 
 :attr:`IngestResult.counts` counts *every* entry, summarised or not (Prefect state messages, exit codes). The JSON
 form (:meth:`IngestResult.to_dict`, the flows' persisted result)::
 
     {"total": 100003, "counts": {"published": 2, "failed": 1, "skipped": 100000},
-     "outcomes": [{...}, ...],            # listed entries in plan order: full ones + the first N of each summary
-     "summarised": [{"status": "skipped", "reason": "already ingested (same content); kept in the landing area",
+     "outcomes": [{...}, ...],            # listed entries in the order added: full ones + the first N of each summary
+     "summarised": [{"status": "published", "reason": "", "count": 2, "listed": 2},
+                    {"status": "skipped", "reason": "already ingested (same content); kept in the landing area",
                      "count": 100000, "listed": 20}],
-     "truncated": true}                   # some summarised entries are counted but not listed
+     "truncated": true,                   # some summarised entries are counted but not listed
+     "report": "/path/report.jsonl"}      # the run's report (every entry), or null
 """
 
 from __future__ import annotations
@@ -30,19 +36,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aodncore.ingest.outcome import IGNORED, SKIPPED, STATUSES, FileOutcome
+from aodncore.ingest.outcome import IGNORED, PUBLISHED, SKIPPED, STATUSES, FileOutcome
 from aodncore.ingest.plan import ALREADY_INGESTED
+from aodncore.limits import LISTED_PER_REASON
 
 __all__ = ["LISTED_PER_REASON", "IngestResult", "Summary", "summarised_reason"]
 
-LISTED_PER_REASON = 20
-"""Summarised entries (already ingested, ignored) listed in full per status and reason; the rest are counted."""
-
 DRY_RUN_HINT = "`aodncore ingest --dry-run` lists every one"
+REPORT_HINT = "a run with `--report FILE` (flow parameter report_path) lists every one"
 
 
 def summarised_reason(outcome: FileOutcome) -> str | None:
-    """The reason ``outcome`` is summarised under (it needs nobody's attention), or None: listed in full."""
+    """The reason ``outcome`` is summarised under (it needs nobody's attention; ``""`` for published), or None:
+    listed in full."""
+    if outcome.status == PUBLISHED:
+        return ""
     note = outcome.note or ""
     if outcome.status == SKIPPED and note.startswith(ALREADY_INGESTED):
         return note
@@ -64,9 +72,15 @@ class Summary:
     def truncated(self) -> bool:
         return self.count > self.listed
 
-    def line(self) -> str:
-        """``"100000 skipped (already ingested …); first 20 listed — `aodncore ingest --dry-run` lists every one"``."""
-        return f"{self.count} {self.status} ({self.reason}); first {self.listed} listed — {DRY_RUN_HINT}"
+    def line(self, report: str | None = None) -> str:
+        """``"100000 skipped (already ingested …); first 20 listed — `aodncore ingest --dry-run` lists every one"``;
+        with ``report`` (the run's report path) the hint names it."""
+        if report:
+            hint = f"every one is in the report {report}"
+        else:
+            hint = REPORT_HINT if self.status == PUBLISHED else DRY_RUN_HINT
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"{self.count} {self.status}{reason}; first {self.listed} listed — {hint}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "count": self.count, "listed": self.listed}
@@ -75,19 +89,24 @@ class Summary:
 class IngestResult:
     """The outcomes of one run, summarised where they need no attention (see the module docstring).
 
-    Add outcomes in plan order with :meth:`add`; memory grows with the listed entries only. Not thread-safe: one
-    thread adds (the flow's).
+    Add outcomes with :meth:`add`; memory grows with the entries needing attention only. With a ``report``
+    (:class:`~aodncore.ingest.report.RunReport`) every added outcome is also written to it, unless added with
+    ``report=False`` (already reported where it finished). Not thread-safe: one thread adds (the flow's).
     """
 
-    def __init__(self, listed_per_reason: int | None = None) -> None:
+    def __init__(self, listed_per_reason: int | None = None, report: Any = None) -> None:
         self.listed_per_reason = max(1, LISTED_PER_REASON if listed_per_reason is None else listed_per_reason)
         self.outcomes: list[FileOutcome] = []
         self.counts: Counter[str] = Counter()
         self._summaries: dict[tuple[str, str], Summary] = {}
+        self.report = report
+        self.report_path: str | None = getattr(report, "path", None)
 
-    def add(self, outcome: FileOutcome) -> bool:
-        """Count ``outcome``; list it unless it is the next of a summarised reason already listed enough times.
-        Returns whether it was listed."""
+    def add(self, outcome: FileOutcome, *, report: bool = True) -> bool:
+        """Count ``outcome`` (and write it to the report); list it unless it is the next of a summarised reason
+        already listed enough times. Returns whether it was listed."""
+        if report and self.report is not None:
+            self.report.add(outcome)
         self.counts[outcome.status] += 1
         reason = summarised_reason(outcome)
         if reason is not None:
@@ -102,9 +121,9 @@ class IngestResult:
         self.outcomes.append(outcome)
         return True
 
-    def extend(self, outcomes: Iterable[FileOutcome]) -> None:
+    def extend(self, outcomes: Iterable[FileOutcome], *, report: bool = True) -> None:
         for outcome in outcomes:
-            self.add(outcome)
+            self.add(outcome, report=report)
 
     @property
     def total(self) -> int:
@@ -123,7 +142,11 @@ class IngestResult:
 
     def truncation_lines(self) -> list[str]:
         """One line per summarised reason with entries not listed (for consoles, logs and artifacts)."""
-        return [summary.line() for summary in self._summaries.values() if summary.truncated]
+        return [self.summary_line(summary) for summary in self._summaries.values() if summary.truncated]
+
+    def summary_line(self, summary: Summary) -> str:
+        """:meth:`Summary.line` of one of this result's summaries, naming the run's report if it has one."""
+        return summary.line(self.report_path)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see the module docstring): the flows' persisted result."""
@@ -135,6 +158,7 @@ class IngestResult:
             "outcomes": [outcome.to_dict() for outcome in self.outcomes],
             "summarised": [summary.to_dict() for summary in self._summaries.values()],
             "truncated": self.truncated,
+            "report": self.report_path,
         }
 
     @classmethod
@@ -152,4 +176,5 @@ class IngestResult:
         for item in data.get("summarised") or ():
             summary = Summary(item["status"], item["reason"], int(item["count"]), int(item["listed"]))
             result._summaries[(summary.status, summary.reason)] = summary
+        result.report_path = data.get("report")
         return result

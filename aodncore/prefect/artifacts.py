@@ -75,7 +75,8 @@ def result_table_rows(result: IngestResult) -> list[dict[str, object]]:
     for summary in result.summaries:
         if summary.truncated:
             rows.append({
-                "name": f"… {summary.count - summary.listed} more not listed (list truncated): {summary.line()}",
+                "name": f"… {summary.count - summary.listed} more not listed (list truncated): "
+                        f"{result.summary_line(summary)}",
                 "status": summary.status, "check result": "n/a", "publish type": "", "destination": "",
                 "stored": False, "archived": False, "error": "",
             })

@@ -12,9 +12,10 @@ What a user sees is true everywhere:
 * the flow run (and each ``ingest-batch`` task run) ends **Failed** when a file failed, **Completed** named
   ``Quarantined`` when files were only refused, **Completed** otherwise (:mod:`aodncore.prefect.states`);
 * the result (:class:`~aodncore.ingest.result.IngestResult` as JSON) is persisted, so ``state.result()`` works
-  from the API: a full outcome for every entry acted on or needing attention, and for entries merely skipped as
-  already ingested or ignored a count per reason with the first few listed — so a re-scan of 100,000 ingested
-  objects returns a few kilobytes, not one outcome per object (the state message still counts every entry);
+  from the API: a full outcome for every entry needing attention, and for entries published, skipped as already
+  ingested or ignored a count per reason with the first few listed — so a run over 100,000 objects returns a few
+  kilobytes, not one outcome per object (the state message still counts every entry); with ``report_path`` every
+  entry is also written to a JSON-lines report as the run goes (:mod:`aodncore.ingest.report`);
 * runs are named after their source and start time; artifact keys name the pipeline (handler).
 
 Exclusive processing: every object is claimed (owner = this run, lease renewed in the background) before it is
@@ -50,6 +51,7 @@ from aodncore.ingest.outcome import FAILED, IGNORED, PUBLISHED, QUARANTINED, SKI
 from aodncore.ingest.parallel import ProcessIngestPool, available_cores
 from aodncore.ingest.plan import ALREADY_INGESTED, TODO, PlanItem, plan_landing, resolve_settle_seconds
 from aodncore.ingest.record import IngestRecord, RecordWriter, new_owner_id
+from aodncore.ingest.report import RunReport
 from aodncore.ingest.result import IngestResult
 from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folder, remove_dealt_with
 from aodncore.ingest.scratch import run_scratch
@@ -192,7 +194,33 @@ def _ingest(
     settle_wait: bool = False,
     single: bool = False,
     dask_address: str | None = None,
+    report_path: str | None = None,
 ) -> IngestResult:
+    with ExitStack() as closing:
+        # opened first: a bad report path fails the run before anything is done
+        report = closing.enter_context(RunReport(report_path)) if report_path else None
+        result, handler_name = _ingest_reported(
+            sources, workers=workers, skip_ingested=skip_ingested, settings_options=settings_options,
+            credentials=credentials, settle_seconds=settle_seconds, settle_wait=settle_wait, single=single,
+            dask_address=dask_address, report=report)
+    _publish_artifacts(result, sanitise_key(f"{artifact_kind}-{handler_name}") or artifact_kind)
+    return result
+
+
+def _ingest_reported(
+    sources: Sequence[str],
+    *,
+    workers: int,
+    skip_ingested: bool,
+    settings_options: dict[str, Any],
+    credentials: dict[str, str | None],
+    settle_seconds: float | None,
+    settle_wait: bool,
+    single: bool,
+    dask_address: str | None,
+    report: RunReport | None,
+) -> tuple[IngestResult, str]:
+    """The run itself (see ``_ingest``); returns its result and the handler's name."""
     run_id = _flow_run_id()
     with run_credentials(**credentials) as provided:
         settings = build_settings(run_id=run_id, **settings_options)
@@ -212,21 +240,22 @@ def _ingest(
                     if not items:
                         outcome = _gone_object_outcome(sources[0], record)
                         get_run_logger().info("%s: %s", outcome.name, outcome.note)
-                        result = IngestResult()
+                        result = IngestResult(report=report)
                         result.add(outcome)
-                        return result
+                        return result, settings.handler_name
                 with RecordWriter(record, new_owner_id(run_id), run_id=run_id,
                                   after_commit=_landing_remover(settings)) as writer:
                     settings.ledger = writer  # outcomes are written in batches, each releasing its claim
                     settings.defer_landing_removal = True  # ... and only then leave the landing area
                     settings.outcome_hooks = (*settings.outcome_hooks, emitter)
+                    if report is not None:  # processed files are reported as they finish
+                        settings.outcome_hooks = (*settings.outcome_hooks, report.outcome_hook)
                     result = _process(items, settings, writer, skip_ingested=skip_ingested, workers=workers,
-                                      dask_address=dask_address)
+                                      dask_address=dask_address, report=report)
         finally:
             emitter.close()
             record.close()
-    _publish_artifacts(result, sanitise_key(f"{artifact_kind}-{settings.handler_name}") or artifact_kind)
-    return result
+    return result, settings.handler_name
 
 
 def _landing_remover(settings: IngestSettings) -> Any:
@@ -259,12 +288,13 @@ def _process(
     skip_ingested: bool,
     workers: int,
     dask_address: str | None,
+    report: RunReport | None = None,
 ) -> IngestResult:
     """Act on the plan: claim what is to do, drain skipped content from the landing area, process the claimed
-    objects here or on Dask. Every landing entry is counted in the result; already-ingested and ignored ones
-    are summarised there as they stream past (never all held in memory)."""
+    objects here or on Dask. Every landing entry is counted in the result (and written to the ``report``); those
+    needing no attention are summarised there as they stream past (never all held in memory)."""
     candidates: list[LandingObject] = []
-    result = IngestResult()
+    result = IngestResult(report=report)
     with _InPlanOrder(settings, result) as ordered:
         for item in items:
             if item.status == TODO:
@@ -294,10 +324,11 @@ def _process(
         progress.emit("done", outcome)
     if result.total > len(result.outcomes):
         progress.emit("counted", result.total - len(result.outcomes))  # finished, summarised, not listed
+    # processed files were reported as they finished (the report's outcome hook): report=False
     if dask_address:
-        result.extend(run_batches_on_dask(plan_batches(todo, workers), settings, dask_address))
+        result.extend(run_batches_on_dask(plan_batches(todo, workers), settings, dask_address), report=False)
     else:
-        result.extend(_run_batches_here(todo, settings, workers))
+        result.extend(_run_batches_here(todo, settings, workers), report=False)
     return result
 
 
@@ -445,6 +476,7 @@ def ingest_landing(
     dask_address: str | None = None,
     settle_seconds: float | None = None,
     settle_wait: bool = False,
+    report_path: str | None = None,
     aws_credentials_block: str | None = None,
     sftp_password_secret: str | None = None,
     smtp_password_secret: str | None = None,
@@ -456,12 +488,18 @@ def ingest_landing(
     was already ingested are skipped (and removed from the landing area with ``delete_landing``); objects another
     run is processing are skipped too ("in progress elsewhere") and left alone. Returns the run's result as a dict
     (:meth:`aodncore.ingest.result.IngestResult.to_dict`; ``IngestResult.from_dict`` reads it back): ``counts``
-    of every landing entry per status, and under ``outcomes`` one outcome dict per entry that was acted on or
-    needs attention — also ``waiting`` (local files still being written) and unreadable ones (see
-    :mod:`aodncore.ingest.plan`) — while entries skipped as already ingested, and ignored ones, are summarised
-    per reason (``summarised``: count, and the first :data:`~aodncore.ingest.result.LISTED_PER_REASON` listed
-    under ``outcomes``; ``truncated`` says some are only counted). The run ends Failed if any file failed (see
-    :mod:`aodncore.prefect.states`); its state message counts every entry.
+    of every landing entry per status, and under ``outcomes`` one outcome dict per entry that needs attention —
+    quarantined, failed (also unreadable entries), ``waiting`` (local files still being written, see
+    :mod:`aodncore.ingest.plan`), in progress elsewhere — while published entries, entries skipped as already
+    ingested and ignored ones are summarised per reason (``summarised``: count, and the first
+    :data:`~aodncore.limits.LISTED_PER_REASON` listed under ``outcomes``; ``truncated`` says some are only
+    counted). The run ends Failed if any file failed (see :mod:`aodncore.prefect.states`); its state message
+    counts every entry.
+
+    ``report_path``: a local file path (of the process running the flow) to write the run's report to — one JSON
+    line per landing entry of every status (the outcome dict), written as the run goes
+    (:mod:`aodncore.ingest.report`); the file is created (or emptied) when the run starts, and a path that cannot
+    be written fails the run at once with a one-line error.
 
     ``settle_seconds``: how long a local file must be unchanged before it is taken (default: the config key
     ``limits.landing_settle_seconds``, else 30 s, :data:`aodncore.limits.LANDING_SETTLE_SECONDS`); with
@@ -490,6 +528,7 @@ def ingest_landing(
             credentials=credentials,
             settle_seconds=settle_seconds,
             settle_wait=settle_wait,
+            report_path=report_path,
         )
         return _finish(result, "ingest-landing")
 
