@@ -5,11 +5,13 @@ from a local landing folder into the embedded default stores, exactly as a user 
 process (the Prefect home warmed by an untimed empty run first). The peak resident set size (``VmHWM``) of the
 ingest process, of the largest worker process and of the Prefect server is sampled while the run lasts. Flat
 memory means the 3,000-file peaks are close to the 1,000-file peaks: the growth per file is
-``(peak at 3,000 - peak at 1,000) / 2,000``. What a run must keep per file — one outcome for its result and the
-outcome table — is a few hundred bytes; everything else (listing, log records, ingest-record writes, events) is
-streamed or batched. Usage::
+``(peak at 3,000 - peak at 1,000) / 2,000``. A run keeps nothing per file by design: the result lists the first
+few published files and counts the rest (every one is in the run's report, ``--report``), and the listing, log
+records, ingest-record writes and events are streamed or batched. ``--report`` runs both with ``--report FILE``
+(and checks the report has one line per file). To compare two checkouts in the same session, run the script once
+with ``PYTHONPATH=/path/to/other/checkout`` (the ingest processes inherit it). Usage::
 
-    .venv/bin/python benchmarks/bench_memory.py --small 1000 --large 3000
+    .venv/bin/python benchmarks/bench_memory.py --small 1000 --large 3000 [--report]
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import proctree  # noqa: E402
 from bench_throughput import make_files  # noqa: E402
 
 
-def _ingest(landing: Path, base: Path, home: Path, workers: int) -> dict[str, object]:
+def _ingest(landing: Path, base: Path, home: Path, workers: int, report: Path | None = None) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(home)
     command = [sys.executable, "-c", "import sys; from aodncore.cli import main; sys.exit(main())", "ingest",
                str(landing), "--base-dir", str(base), "--settle", "0", "--workers", str(workers)]
+    if report is not None:
+        command += ["--report", str(report)]
     result = proctree.run_measured(command, env=env)
     if result["returncode"] != 0:
         raise RuntimeError(f"aodncore ingest exited {result['returncode']}: {str(result['stdout'])[-2000:]}")
@@ -46,9 +50,13 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--report", action="store_true", help="run with --report FILE (every entry to a file)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="aodncore-bench-memory-"))
-    print(f"working in {tmp}; load {proctree.load_average()}", flush=True)
+    import aodncore
+
+    print(f"working in {tmp}; aodncore from {Path(aodncore.__file__).parent}; load {proctree.load_average()}",
+          flush=True)
     try:
         home = tmp / "prefect-home"
         (tmp / "empty").mkdir()
@@ -57,7 +65,12 @@ def main() -> None:
         for count in (args.small, args.large):
             landing = tmp / f"landing-{count}"
             make_files(landing, count, f"m{count}")
-            result = _ingest(landing, tmp / f"base-{count}", home, args.workers)
+            report = tmp / f"report-{count}.jsonl" if args.report else None
+            result = _ingest(landing, tmp / f"base-{count}", home, args.workers, report)
+            if report is not None:
+                lines = report.read_text(encoding="utf-8").count("\n")
+                if lines != count:
+                    raise RuntimeError(f"the report {report} has {lines} lines for {count} files")
             left = sum(1 for _ in landing.iterdir())
             peaks[count] = result
             print(f"{count} files in {result['wall']:.1f} s ({count / result['wall']:.1f} files/s), {left} left in "
