@@ -37,6 +37,7 @@ __all__ = [
     "LISTED_PER_REASON",
     "MANIFEST_ROOTS",
     "MAX_NAME_BYTES",
+    "WORKER_POOL_IDLE_SECONDS",
     "ArchiveLimits",
     "CheckLimits",
     "Limit",
@@ -136,6 +137,14 @@ MAX_NAME_BYTES = 255
 #: neither memory nor the result grows with the run (every entry is in the run's report, ``--report FILE``). Not
 #: configurable. Entries needing attention (quarantined, failed, waiting, …) are always listed.
 LISTED_PER_REASON = 20
+
+# -- worker processes ---------------------------------------------------------------------------------------------
+
+#: How long the worker processes of a finished ingest run wait, idle, for the next run of the same process with the
+#: same worker count, log level and environment (a script or notebook calling the flows, a benchmark) before they
+#: are stopped; not a per-pipeline setting (the pool outlives any one config). ``AODNCORE_WORKER_POOL_IDLE_SECONDS``
+#: overrides it; ``0`` stops the workers at the end of every run. See :mod:`aodncore.ingest.keptpools`.
+WORKER_POOL_IDLE_SECONDS = 60.0
 
 #: every configurable limit, in the order the documentation lists them
 LIMITS: tuple[Limit, ...] = (

@@ -11,6 +11,10 @@ the handler spends writing it (``benchmarks/bench_throughput.py``).
 Workers are started with the ``forkserver`` method (safe with the caller's threads) and pre-import the pipeline,
 so a new worker costs a fork, not a fresh interpreter. The fork server keeps the environment of the moment it was
 started, so each pool hands its workers the caller's current ``os.environ`` (credentials, endpoints).
+
+The worker processes outlive the run when the next run of the same process would start them the same way
+(:mod:`aodncore.ingest.keptpools`), so what belongs to one run — its settings (run folder, config, handler) —
+travels with each object, pickled once per run; a worker unpickles it once per run.
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
+import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import forkserver
 from typing import Any
 
+from aodncore.ingest import keptpools
 from aodncore.ingest.logbatch import LogBatch
 from aodncore.ingest.outcome import FAILED, FileOutcome
 from aodncore.ingest.runner import IngestSettings, ingest_object, record_outcome
@@ -42,7 +50,7 @@ PRELOAD_MODULES = [
 WARM_CHECKS_ENV = "AODNCORE_FORKSERVER_WARM_CHECKS"
 """Set while the fork server starts: the compliance suites it warms up (see :mod:`aodncore.ingest.forkwarm`)."""
 
-_worker_settings: IngestSettings | None = None
+_worker_run: tuple[str, IngestSettings] | None = None
 _combine_logs = True
 _context_lock = threading.Lock()
 _context: Any = None
@@ -113,28 +121,35 @@ def combine_records(records: list[logging.LogRecord]) -> list[logging.LogRecord]
     return [combined]
 
 
-def _init_worker(settings: IngestSettings, level: int, environ: dict[str, str] | None = None,
-                 combine_logs: bool = True) -> None:
-    global _worker_settings, _combine_logs
+def _init_worker(level: int, environ: dict[str, str] | None = None, combine_logs: bool = True) -> None:
+    global _combine_logs
     _combine_logs = combine_logs
     if environ is not None:
         # the forkserver was started with the environment of its first use; the caller's may have changed since
         # (credentials, AWS_ENDPOINT_URL, ...), and the worker must see what the caller sees now
         os.environ.clear()
         os.environ.update(environ)
-    _worker_settings = settings
     library_logger = logging.getLogger("aodncore")
     library_logger.setLevel(level)
     library_logger.propagate = False
 
 
-def _ingest_in_worker(obj: LandingObject) -> tuple[dict[str, Any], list[logging.LogRecord]]:
-    assert _worker_settings is not None, "worker not initialised"
+def _run_settings(run: str, settings_blob: bytes) -> IngestSettings:
+    """The settings of run ``run``, unpickled on the worker's first object of that run."""
+    global _worker_run
+    if _worker_run is None or _worker_run[0] != run:
+        _worker_run = (run, pickle.loads(settings_blob))
+    return _worker_run[1]
+
+
+def _ingest_in_worker(obj: LandingObject, run: str,
+                      settings_blob: bytes) -> tuple[dict[str, Any], list[logging.LogRecord]]:
+    settings = _run_settings(run, settings_blob)
     collector = _RecordCollector()
     library_logger = logging.getLogger("aodncore")
     library_logger.addHandler(collector)
     try:
-        outcome = ingest_object(obj, _worker_settings)
+        outcome = ingest_object(obj, settings)
     finally:
         library_logger.removeHandler(collector)
     records = combine_records(collector.records) if _combine_logs else collector.records
@@ -173,30 +188,43 @@ class ProcessIngestPool:
     Use as a context manager. :meth:`ingest` blocks the calling thread until the object is done, re-emits the
     worker's log records in the calling thread (one record per object, see :func:`combine_records`, unless
     ``combine_logs`` is False), records the outcome in the ledger and reports progress.
+
+    Worker processes are started on demand, at most ``workers``; those of an earlier run of this process are
+    taken over when they were started the same way, and left for the next run at the end (``reused`` says
+    which; :mod:`aodncore.ingest.keptpools`).
     """
 
     def __init__(self, settings: IngestSettings, workers: int, log_level: int = logging.INFO, *,
                  combine_logs: bool = True) -> None:
         self.settings = settings
-        worker_settings = settings.for_worker()
-        self._executor = ProcessPoolExecutor(
+        self._run = uuid.uuid4().hex
+        self._settings_blob = pickle.dumps(settings.for_worker(), protocol=pickle.HIGHEST_PROTOCOL)
+        self._broken = False
+        shape = keptpools.PoolShape.now(workers, log_level, combine_logs)
+        context = _mp_context(_checks(settings))
+        self._kept: keptpools.KeptPool | None = keptpools.acquire(shape, lambda: ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=_mp_context(_checks(settings)),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(worker_settings, log_level, dict(os.environ), combine_logs),
-        )
+            initargs=(log_level, dict(shape.environ), combine_logs),
+        ))
+        self._executor = self._kept.executor
+        self.reused = self._kept.runs > 1
 
     def __enter__(self) -> ProcessIngestPool:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        self.shutdown(keep=exc_type is None)
 
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, *, keep: bool = True) -> None:
+        """End this run's use of the workers: kept for the next run (if ``keep`` and they are fine), or stopped."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            keptpools.release(kept, reusable=keep and not self._broken)
 
     def submit(self, obj: LandingObject) -> Future:
-        return self._executor.submit(_ingest_in_worker, obj)
+        return self._executor.submit(_ingest_in_worker, obj, self._run, self._settings_blob)
 
     def ingest(self, obj: LandingObject, logs: LogBatch | None = None) -> FileOutcome:
         """Ingest one object in a worker process (the calling thread waits); its log records are emitted here, or
@@ -204,6 +232,8 @@ class ProcessIngestPool:
         try:
             outcome_dict, records = self.submit(obj).result()
         except Exception as error:  # noqa: BLE001 - a crashed worker must not lose the object
+            if isinstance(error, BrokenProcessPool):
+                self._broken = True
             logger.error("worker process failed on %s: %s: %s", obj.uri, type(error).__name__, error)
             outcome = FileOutcome(
                 source=obj.uri, name=obj.name, status=FAILED, error=f"worker failed: {type(error).__name__}"

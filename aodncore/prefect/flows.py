@@ -394,13 +394,15 @@ def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, worke
     With a pool there are twice as many batches as worker processes, so a worker that finishes early takes the
     next file of another batch (the pool queues them) instead of idling at the end of the run. Without a pool
     (one worker or one file) there is exactly one batch: netCDF work must never run in two threads at once.
+    The pool starts workers on demand (never more than files) and leaves them to the next run of this process
+    (:mod:`aodncore.ingest.keptpools`), so it is sized by ``workers`` alone: runs of any size share it.
     """
     outcomes: list[FileOutcome] = []
     with ExitStack() as stack:
         pool = None
         batch_count = 1
         if len(todo) > 1 and workers > 1:
-            pool = stack.enter_context(ProcessIngestPool(settings, workers=min(workers, len(todo))))
+            pool = stack.enter_context(ProcessIngestPool(settings, workers=workers))
             batch_count = min(MAX_WORKERS, 2 * workers)
         # quote(): Prefect would otherwise walk every object of the batch and the settings (twice per task run)
         # looking for futures to wait for; there are none
