@@ -25,8 +25,10 @@ import os
 import pickle
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from multiprocessing import forkserver
 from typing import Any
 
@@ -36,7 +38,8 @@ from aodncore.ingest.outcome import FAILED, FileOutcome
 from aodncore.ingest.runner import IngestSettings, ingest_object, record_outcome
 from aodncore.ingest.sources import LandingObject
 
-__all__ = ["ProcessIngestPool", "available_cores", "combine_records"]
+__all__ = ["ProcessIngestPool", "adopt_inherited_fork_server", "available_cores", "combine_records",
+           "start_fork_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +161,10 @@ def _ingest_in_worker(obj: LandingObject, run: str,
 
 def _mp_context(checks: tuple[str, ...] = ()) -> Any:
     """The forkserver context; the first call starts the fork server, pre-importing the pipeline and warming
-    compliance-checker up for ``checks`` there (:mod:`aodncore.ingest.forkwarm`)."""
+    compliance-checker up for ``checks`` there (:mod:`aodncore.ingest.forkwarm`).
+
+    The fork server listens on a socket file in a folder only this user may enter (not Linux's abstract socket
+    namespace, which any local user may connect to: the fork server forks whatever it is sent)."""
     global _context
     with _context_lock:
         if _context is None:
@@ -167,7 +173,8 @@ def _mp_context(checks: tuple[str, ...] = ()) -> Any:
             previous = os.environ.get(WARM_CHECKS_ENV)
             os.environ[WARM_CHECKS_ENV] = ",".join(checks)
             try:
-                forkserver.ensure_running()  # now, with the variable set: it outlives this pool
+                with _private_socket():
+                    forkserver.ensure_running()  # now, with the variable set: it outlives this pool
             finally:
                 if previous is None:
                     os.environ.pop(WARM_CHECKS_ENV, None)
@@ -175,6 +182,62 @@ def _mp_context(checks: tuple[str, ...] = ()) -> Any:
                     os.environ[WARM_CHECKS_ENV] = previous
             _context = context
         return _context
+
+
+@contextmanager
+def _private_socket() -> Iterator[None]:
+    """Sockets made meanwhile by multiprocessing are files in its private folder, not abstract names."""
+    from multiprocessing import util
+
+    abstract, util.abstract_sockets_supported = util.abstract_sockets_supported, False
+    try:
+        yield
+    finally:
+        util.abstract_sockets_supported = abstract
+
+
+def start_fork_server(checks: tuple[str, ...] = ()) -> int | None:
+    """Start the worker pools' fork server now, warmed up for ``checks`` (a process that forks runs: the warm
+    runner); its pid. Processes forked from here afterwards use it (:func:`adopt_inherited_fork_server`)."""
+    _mp_context(tuple(checks))
+    return forkserver._forkserver._forkserver_pid
+
+
+def adopt_inherited_fork_server() -> None:
+    """In a process forked after :func:`start_fork_server`: start workers from that fork server (a sibling, not a
+    child: multiprocessing would look for its exit status and fail) while it runs, else from one of its own."""
+    server = forkserver._forkserver
+    original = type(server).ensure_running.__get__(server)
+
+    def ensure_running() -> None:
+        from multiprocessing import resource_tracker
+
+        with server._lock:
+            pid = server._forkserver_pid
+            if pid is not None and _alive(pid):
+                resource_tracker.ensure_running()
+                return
+            if server._forkserver_alive_fd is not None:
+                os.close(server._forkserver_alive_fd)
+            server._forkserver_address = server._forkserver_alive_fd = server._forkserver_pid = None
+        with _private_socket():
+            original()
+
+    if server._forkserver_pid is not None:
+        server.ensure_running = ensure_running  # type: ignore[method-assign]
+        forkserver.ensure_running = ensure_running
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
 
 
 def _checks(settings: IngestSettings) -> tuple[str, ...]:

@@ -57,6 +57,7 @@ from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folde
 from aodncore.ingest.scratch import run_scratch
 from aodncore.ingest.sources import LandingObject
 from aodncore.limits import LANDING_SETTLE_SECONDS
+from aodncore.prefect import clienttls
 from aodncore.prefect.artifacts import create_failure_summary, create_result_table, sanitise_key
 from aodncore.prefect.credentials import refuse_secrets_in_parameters, run_credentials
 from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
@@ -75,6 +76,8 @@ MAX_WORKERS = 16
 """At most this many batches (and worker processes) per run, except on an existing Dask cluster."""
 
 IN_PROGRESS_ELSEWHERE = "in progress elsewhere (claimed by another run)"
+
+clienttls.install()  # every flow run makes a Prefect API client: without this, each loads the CA bundle anew
 
 DRAIN_THREADS = 8
 """Already-ingested S3 landing objects removed at once (each a HEAD confirming the listed content, then a DELETE)."""

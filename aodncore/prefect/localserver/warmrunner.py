@@ -17,6 +17,12 @@ argv and path, rebuilds Prefect's console logging for the new stderr, and calls 
 event drains). The runner reports the child's exit status (or signal) to the launcher. A child whose launcher
 disappears (killed) gets SIGTERM, so Prefect records the flow run as crashed instead of leaving it running.
 
+Before it listens, it starts the worker pools' fork server (:func:`aodncore.ingest.parallel.start_fork_server`: a
+fresh interpreter pre-importing the pipeline, compliance-checker warmed up for :data:`WARM_CHECKS`), so a run
+forked from here starts its worker processes from it instead of starting a fork server of its own (1.3-1.5 s of CPU
+and about as much wall time before its first file, BENCHMARKS.md). The workers still get the run's environment
+(credentials) from the pool's initializer, and the run's working directory and ``sys.path`` from multiprocessing.
+
 It exits on SIGTERM (when the server stops) after its children have finished, and when the server process is gone
 (it gets SIGTERM then, even if the server was killed; runs already forked carry on).
 """
@@ -48,6 +54,11 @@ from aodncore.prefect.localserver.warmclient import (
 )
 
 logger = logging.getLogger("aodncore.prefect.localserver.warmrunner")
+
+WARM_CHECKS = ("cf:1.6",)
+"""The compliance suites the fork server warms up unless ``AODNCORE_FORKSERVER_WARM_CHECKS`` (comma-separated;
+empty: none) says otherwise: the CF standard-name table and compliance-checker's lazy imports, which most suites
+share (a worker warms what is missing on first use)."""
 
 
 def _profiles_path(home: Path) -> Path:
@@ -291,6 +302,9 @@ def become_run(runner: WarmRunner, run: ChildRun) -> int:
     except OSError:
         pass
     runner.close_in_child()
+    from aodncore.ingest.parallel import adopt_inherited_fork_server
+
+    adopt_inherited_fork_server()
     for number in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(number, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -345,6 +359,20 @@ def _reset_process_caches() -> None:
     setup_logging(incremental=False)  # console handlers on the new stderr
 
 
+def _start_fork_server() -> None:
+    """The worker pools' fork server, for every run forked from here (best effort: else each run starts its own)."""
+    from aodncore.ingest.parallel import WARM_CHECKS_ENV, start_fork_server
+
+    configured = os.environ.get(WARM_CHECKS_ENV)
+    checks = WARM_CHECKS if configured is None else tuple(name for name in configured.split(",") if name)
+    try:
+        pid = start_fork_server(checks)
+    except Exception as error:  # noqa: BLE001 - the runs start their own then
+        logger.warning("fork server not started: %s: %s", type(error).__name__, error)
+        return
+    logger.info("fork server started (pid %s, warming %s)", pid, ",".join(checks) or "no suites")
+
+
 def _die_with(parent: int) -> None:
     """Get SIGTERM when the server process ends, however it ends (Linux ``PR_SET_PDEATHSIG``; the runs forked
     later do not inherit it); exit now if it has already gone (while this process was starting)."""
@@ -390,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         gc.enable()
         gc.freeze()
     logger.info("preloaded in %.1f s", time.monotonic() - started)
+    _start_fork_server()
     if threading.active_count() != 1:
         logger.warning("not forking: importing started threads (%s)", [t.name for t in threading.enumerate()])
         return 0
