@@ -225,3 +225,36 @@ with ProcessIngestPool(settings, workers=1) as pool:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "WARMED [('cf:1.6',)]" in result.stdout, result.stdout
     assert "STATUS published" in result.stdout
+
+
+def test_the_fork_server_does_not_import_from_the_working_directory(tmp_path):
+    """Python 3.11's fork server imports the pipeline from its own path, which for ``python -c`` starts with the
+    working directory: a look-alike package there must not become what the workers run."""
+    import subprocess
+    import sys
+
+    decoy = tmp_path / "cwd" / "compliance_checker"
+    decoy.mkdir(parents=True)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (decoy / "__init__.py").write_text(
+        f"import os\nopen(os.path.join({str(marks)!r}, str(os.getpid())), 'w').close()\n")
+    (decoy / "runner.py").write_text("")
+    script = f"""
+import os
+from multiprocessing import forkserver
+from aodncore.ingest.configure import build_settings
+from aodncore.ingest.parallel import ProcessIngestPool
+with ProcessIngestPool(build_settings(base_dir={str(tmp_path / "base")!r}), workers=1) as pool:
+    worker = pool._executor.submit(os.getpid).result()
+    checker = pool._executor.submit(eval, "__import__('compliance_checker').__file__").result()
+print("FORKSERVER", forkserver._forkserver._forkserver_pid, "WORKER", worker, "CHECKER", checker)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path / "cwd", capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    words = result.stdout.split()
+    fork_server, worker, checker = words[words.index("FORKSERVER") + 1], words[words.index("WORKER") + 1], \
+        words[words.index("CHECKER") + 1]
+    assert not (marks / fork_server).exists() and not (marks / worker).exists()
+    assert str(tmp_path) not in checker  # the installed compliance-checker

@@ -170,16 +170,21 @@ def _mp_context(checks: tuple[str, ...] = ()) -> Any:
         if _context is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([*PRELOAD_MODULES, "aodncore.ingest.forkwarm"])
-            previous = os.environ.get(WARM_CHECKS_ENV)
-            os.environ[WARM_CHECKS_ENV] = ",".join(checks)
+            # the fork server is ``python -c ...``: without PYTHONSAFEPATH its first import path would be the
+            # caller's working directory, and Python 3.11's fork server imports the pipeline before (never) taking
+            # the caller's sys.path — so an ``aodncore`` folder there would be what every worker runs
+            settings = {WARM_CHECKS_ENV: ",".join(checks), "PYTHONSAFEPATH": "1"}
+            previous = {name: os.environ.get(name) for name in settings}
+            os.environ.update(settings)
             try:
                 with _private_socket():
-                    forkserver.ensure_running()  # now, with the variable set: it outlives this pool
+                    forkserver.ensure_running()  # now, with the variables set: it outlives this pool
             finally:
-                if previous is None:
-                    os.environ.pop(WARM_CHECKS_ENV, None)
-                else:
-                    os.environ[WARM_CHECKS_ENV] = previous
+                for name, value in previous.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
             _context = context
         return _context
 
