@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from aodncore.ingest.logbatch import LogBatch
+from aodncore.ingest.logbatch import LogBatch, append_line
 
 
 class _Seen(logging.Handler):
@@ -90,3 +90,24 @@ def test_levels_the_logger_does_not_want_are_dropped(seen):
         batch.add(_record(logging.DEBUG, "too detailed"))
         batch.add(_record(logging.INFO, "kept"))
     assert [r.getMessage() for r in seen.records] == ["kept"]
+
+
+def test_a_status_line_joins_the_one_record_of_its_object_at_its_level():
+    refused = _record(logging.ERROR, "running on c.nc\n  c.nc failed the FORMAT_CHECK", aodncore_lines=2)
+    assert append_line([refused], logging.INFO, "c.nc: quarantined (reason)")
+    assert refused.getMessage() == "running on c.nc\n  c.nc failed the FORMAT_CHECK\n  INFO: c.nc: quarantined (reason)"
+    assert refused.levelno == logging.ERROR and refused.aodncore_lines == 3
+    failed = _record(logging.WARNING, "x %s")
+    assert append_line([failed], logging.WARNING, "x.nc: failed (boom)")
+    assert failed.getMessage() == "x %s\n  x.nc: failed (boom)"  # same level: no prefix
+
+
+def test_a_status_line_stays_a_record_of_its_own_when_it_cannot_join():
+    info = _record(logging.INFO, "quiet")
+    assert not append_line([info], logging.WARNING, "x.nc: failed (boom)")  # never in a lower-level record
+    assert not append_line([], logging.INFO, "x.nc: quarantined")  # nothing came back (a crashed worker)
+    two = [_record(logging.ERROR, "a"), _record(logging.ERROR, "b")]
+    assert not append_line(two, logging.INFO, "x.nc: quarantined")  # uncombined records
+    traced = _record(logging.ERROR, "a", exc_text="Traceback ...")
+    assert not append_line([traced], logging.INFO, "x.nc: quarantined")  # the traceback comes after the message
+    assert [r.getMessage() for r in (info, *two, traced)] == ["quiet", "a", "b", "a"]

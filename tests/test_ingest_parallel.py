@@ -196,6 +196,20 @@ def test_flow_run_logs_keep_every_file_line_in_few_records(tmp_path, prefect_har
     assert "failed the FORMAT_CHECK" in refused.message
     assert all(log.task_run_id is not None for log in handler_logs)  # each in its batch's task run
     assert len(handler_logs) <= 4 + 1  # at most one per batch, plus the refused file's
+    # the refused file's status line (the batch's "<name>: quarantined (<reason>)", INFO) is the last line of its
+    # own record, not a record of its own: one record for the file
+    (outcome,) = [o for o in state.result(raise_on_failure=False)["outcomes"] if o["status"] == QUARANTINED]
+    status_line = f"{outcome['name']}: quarantined ({outcome['error']})"
+    assert refused.message.endswith(f"\n  INFO: {status_line}")
+    run_logs = client_logs(log_filter)
+    assert [log.message for log in run_logs if log.message.endswith(status_line)] == [refused.message]
+
+
+def client_logs(log_filter):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_logs(log_filter=log_filter)
 
 
 def test_workers_forked_from_the_fork_server_start_with_the_checker_warm(tmp_path):

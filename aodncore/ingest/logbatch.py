@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 
-__all__ = ["LogBatch"]
+__all__ = ["LogBatch", "append_line"]
 
 
 class LogBatch:
@@ -58,6 +58,24 @@ class LogBatch:
             _emit(pending[0])
             return
         _emit(_joined(pending))
+
+
+def append_line(records: list[logging.LogRecord], level: int, text: str) -> bool:
+    """Add the line ``text`` (at ``level``) to the end of the one record a worker sent for an object; True when
+    done. False — the caller logs the line itself — unless there is exactly one record and its level is at
+    least ``level`` (a line never travels in a record of a lower level, where a filter by level would miss it)
+    and it carries no separate traceback.
+
+    The line is written as :func:`aodncore.ingest.parallel.combine_records` writes the lines after the first:
+    indented, prefixed with its level name when that is not the record's.
+    """
+    if len(records) != 1 or records[0].levelno < level or records[0].exc_text:
+        return False  # (a traceback is printed after the message: the line would come before it)
+    record = records[0]
+    prefix = "" if record.levelno == level else f"{logging.getLevelName(level)}: "
+    record.msg, record.args = f"{record.getMessage()}\n  {prefix}{text}", None
+    record.aodncore_lines = getattr(record, "aodncore_lines", 1) + 1
+    return True
 
 
 def _joined(records: list[logging.LogRecord]) -> logging.LogRecord:

@@ -106,11 +106,11 @@ class FileOutcome:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileOutcome:
         """Rebuild an outcome from :meth:`to_dict` output (unknown keys are ignored)."""
-        known = {f.name for f in fields(cls)}
         missing = {"source", "name", "status"} - data.keys()
         if missing:
             raise ValueError(f"FileOutcome.from_dict: missing {', '.join(sorted(missing))}")
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return cls(**{key: value for key, value in data.items() if key in _FIELD_SET})
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(FileOutcome))
+_FIELD_SET = frozenset(_FIELD_NAMES)  # from_dict runs once per file in the flow process: not fields() each time

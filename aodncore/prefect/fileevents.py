@@ -45,7 +45,10 @@ _MAX_TEXT = 2000
 
 
 def _redact(text: str | None) -> str:
-    return _CREDENTIALS_IN_URL.sub("***@", text or "")[:_MAX_TEXT]
+    text = text or ""
+    if "@" in text:  # (five texts per event; credentials in a URL need an '@')
+        text = _CREDENTIALS_IN_URL.sub("***@", text)
+    return text[:_MAX_TEXT]
 
 
 def _related(role: str, resource_id: str, **labels: str) -> dict[str, str]:

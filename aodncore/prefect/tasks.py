@@ -19,7 +19,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from aodncore.ingest.logbatch import LogBatch
+from aodncore.ingest.logbatch import LogBatch, append_line
 from aodncore.ingest.outcome import PUBLISHED
 from aodncore.ingest.runner import IngestSettings, ingest_object
 from aodncore.ingest.sources import LandingObject, list_landing
@@ -184,6 +184,14 @@ def list_landing_task(source: str) -> list[LandingObject]:
     return objects
 
 
+class _ObjectRecords(list):
+    """The log records a worker sent back for one object (``pool.ingest`` adds them here, not to the batch), so
+    that the object's status line can join its record before the record is shipped."""
+
+    def add(self, record: logging.LogRecord) -> None:
+        self.append(record)
+
+
 @task(name="ingest-batch", task_run_name="ingest-batch-{batch_label}", **_TASK_OPTIONS)
 def ingest_batch_task(
     objects: Sequence[LandingObject], settings: IngestSettings, batch_label: str = "0", pool: Any = None
@@ -195,19 +203,31 @@ def ingest_batch_task(
 
     With a :class:`~aodncore.ingest.parallel.ProcessIngestPool` the files are processed in its worker processes
     (one at a time per batch) and their log records re-emitted here, those of files that went well joined into
-    few records (:class:`~aodncore.ingest.logbatch.LogBatch`); without one, in this thread (on Dask: in the
-    worker process running the task). Either way every ``aodncore`` log line reaches the run's logs.
+    few records (:class:`~aodncore.ingest.logbatch.LogBatch`); the status line of a refused or failed file
+    (``<name>: quarantined (<reason>)``) is the last line of that file's own record
+    (:func:`~aodncore.ingest.logbatch.append_line`), so each file costs the run one record, not two. Without a
+    pool, in this thread (on Dask: in the worker process running the task), the status line is a record of the
+    task run's logger. Either way every ``aodncore`` log line reaches the run's logs.
     """
     with forward_library_logs("aodncore", logging.INFO), LogBatch() as worker_logs:
         logger = get_run_logger()
         outcomes = []
         for obj in objects:
-            outcome = pool.ingest(obj, worker_logs) if pool is not None else ingest_object(obj, settings)
+            if pool is None:
+                outcome, records = ingest_object(obj, settings), []
+            else:
+                records = _ObjectRecords()
+                outcome = pool.ingest(obj, records)
+            status_line = None
             if not outcome.ok or outcome.status != PUBLISHED:
                 level = logging.INFO if outcome.ok else logging.WARNING
-                logger.log(
-                    level, "%s: %s%s", outcome.name, outcome.status, f" ({outcome.error})" if outcome.error else ""
-                )
+                status_line = f"{outcome.name}: {outcome.status}{f' ({outcome.error})' if outcome.error else ''}"
+                if append_line(records, level, status_line):
+                    status_line = None  # it travels in the file's own record
+            for record in records:
+                worker_logs.add(record)
+            if status_line is not None:
+                logger.log(level, "%s", status_line)
             outcomes.append(outcome)
         worker_logs.flush()
         state = final_state([outcome.status for outcome in outcomes], outcomes, what=f"batch {batch_label}")
