@@ -143,3 +143,27 @@ def test_a_255_byte_name_publishes_and_archives_every_version(tmp_path):
     (kept_name, kept), = archived.items()
     assert len(kept_name.encode()) == 255 and kept_name.endswith(".nc") and kept_name.startswith(f"{XBT}_xxx")
     assert kept.read_bytes() == first.read_bytes()
+
+
+def test_scratch_folder_only_when_something_is_replaced(tmp_path, monkeypatch):
+    """Archiving new paths makes no scratch folder; replacing one makes one, and removes it afterwards."""
+    import tempfile
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    made = []
+    real_mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(real_mkdtemp(*a, **k)) or made[-1])
+    archive = tmp_path / "archive"
+    runner = StoreRunner(get_storage_broker(archive.as_uri()), None, None, archive_mode=True)
+    v1, v2 = tmp_path / "v1.nc", tmp_path / "v2.nc"
+    v1.write_bytes(b"version one")
+    v2.write_bytes(b"version two")
+
+    _archive(runner, v1, "P/new.nc")
+    assert [m for m in made if "aodncore-archive-version-" in m] == []
+    _archive(runner, v2, "P/new.nc")
+    assert len([m for m in made if "aodncore-archive-version-" in m]) == 1
+    assert list(scratch_root.iterdir()) == []
+    assert len(list((archive / "P").iterdir())) == 2

@@ -24,6 +24,7 @@ are unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -106,12 +107,15 @@ def preserve_previous_versions(broker: Any, files: PipelineFileCollection, dest_
     if not files or _keeps_versions_itself(broker):
         return []
     kept = []
-    with tempfile.TemporaryDirectory(prefix="aodncore-archive-version-") as scratch:
+    with contextlib.ExitStack() as cleanup:
+        scratch = None  # made when the first file replaces something (most runs replace nothing)
         for pipeline_file in files:
             path = getattr(pipeline_file, dest_path_attr)
             if not path or not broker._get_is_overwrite(pipeline_file, broker._get_absolute_dest_path(
                     pipeline_file, dest_path_attr)):
                 continue
+            if scratch is None:
+                scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="aodncore-archive-version-"))
             previous = RemotePipelineFile(path)
             broker.download(previous, scratch)
             if not previous.local_path or not os.path.isfile(previous.local_path):
