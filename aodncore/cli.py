@@ -189,7 +189,7 @@ def ingest(
         if dask is not None:
             _check_dask_available()
         _check_sources(sources)
-        report_path = _check_report(report)
+        report_path = _check_report(report, sources)
         settings_options: dict[str, Any] = dict(
             handler=handler,
             config_file=config,
@@ -239,13 +239,13 @@ def _check_sources(sources: list[str]) -> None:
             raise UsageError(f"source '{source}' does not exist")
 
 
-def _check_report(report: str | None) -> str | None:
+def _check_report(report: str | None, sources: list[str]) -> str | None:
     """The absolute path of ``--report FILE``, checked before the run (a bad path is a one-line usage error)."""
     if report is None:
         return None
     from aodncore.ingest.report import check_report_path
 
-    return check_report_path(report)
+    return check_report_path(report, sources)
 
 
 def _dry_run(sources: list[str], options: dict[str, Any], *, settle: float | None, skip_ingested: bool) -> int:

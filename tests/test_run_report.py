@@ -79,6 +79,16 @@ def test_a_report_path_that_cannot_be_written_is_refused_in_one_line(tmp_path, p
     assert not (tmp_path / "r.jsonl").exists()  # checking creates nothing
 
 
+def test_a_report_path_inside_a_local_landing_area_is_refused(tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "sub").mkdir(parents=True)
+    for inside in (landing / "r.jsonl", landing / "sub" / "r.jsonl"):
+        with pytest.raises(ReportPathError, match="inside the landing area"):
+            check_report_path(str(inside), [str(landing), "s3://bucket/landing/"])
+    beside = tmp_path / "landing-report.jsonl"  # a sibling whose name starts like the folder's
+    assert check_report_path(str(beside), [str(landing), f"file://{landing}"]) == str(beside)
+
+
 def _landing(tmp_path, published: int = PUBLISHED_FILES):
     landing = tmp_path / "landing"
     landing.mkdir()

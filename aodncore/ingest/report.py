@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterable
 from typing import IO, Any
 
 from aodncore.ingest.outcome import FileOutcome
@@ -33,9 +34,10 @@ class ReportPathError(ValueError):
     """The report path cannot be written (one line naming the path and the reason)."""
 
 
-def check_report_path(path: str) -> str:
+def check_report_path(path: str, sources: Iterable[str] = ()) -> str:
     """The absolute form of ``path`` if a report can be written there (a local file path; its folder exists and is
-    writable, it is not a folder); else raise :class:`ReportPathError`. Creates nothing."""
+    writable, it is not a folder, it is not inside one of the local landing ``sources``, where the run would take
+    it for a landing file); else raise :class:`ReportPathError`. Creates nothing."""
     text = str(path or "").strip()
     if not text:
         raise ReportPathError("report path: empty")
@@ -49,6 +51,13 @@ def check_report_path(path: str) -> str:
         raise ReportPathError(f"report path '{text}': folder '{folder}' does not exist")
     if (os.path.exists(local) and not os.access(local, os.W_OK)) or not os.access(folder, os.W_OK | os.X_OK):
         raise ReportPathError(f"report path '{text}': not writable")
+    for source in sources:
+        if "://" in source and not source.startswith("file://"):
+            continue
+        area = os.path.realpath(source.removeprefix("file://"))
+        if os.path.realpath(local) == area or os.path.realpath(local).startswith(area.rstrip(os.sep) + os.sep):
+            raise ReportPathError(f"report path '{text}': inside the landing area '{source}' (the run would take it "
+                                  "for a landing file)")
     return local
 
 
@@ -60,8 +69,8 @@ class RunReport:
     ``IngestSettings.outcome_hooks`` entry) add lines.
     """
 
-    def __init__(self, path: str, flush_lines: int = REPORT_FLUSH_LINES) -> None:
-        self.path = check_report_path(path)
+    def __init__(self, path: str, flush_lines: int = REPORT_FLUSH_LINES, sources: Iterable[str] = ()) -> None:
+        self.path = check_report_path(path, sources)
         try:
             self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         except OSError as error:

@@ -201,7 +201,7 @@ def _ingest(
 ) -> IngestResult:
     with ExitStack() as closing:
         # opened first: a bad report path fails the run before anything is done
-        report = closing.enter_context(RunReport(report_path)) if report_path else None
+        report = closing.enter_context(RunReport(report_path, sources=sources)) if report_path else None
         result, handler_name = _ingest_reported(
             sources, workers=workers, skip_ingested=skip_ingested, settings_options=settings_options,
             credentials=credentials, settle_seconds=settle_seconds, settle_wait=settle_wait, single=single,
@@ -504,7 +504,7 @@ def ingest_landing(
     ``report_path``: a local file path (of the process running the flow) to write the run's report to — one JSON
     line per landing entry of every status (the outcome dict), written as the run goes
     (:mod:`aodncore.ingest.report`); the file is created (or emptied) when the run starts, and a path that cannot
-    be written fails the run at once with a one-line error.
+    be written (or lies inside a local landing ``source``) fails the run at once with a one-line error.
 
     ``settle_seconds``: how long a local file must be unchanged before it is taken (default: the config key
     ``limits.landing_settle_seconds``, else 30 s, :data:`aodncore.limits.LANDING_SETTLE_SECONDS`); with
