@@ -126,7 +126,8 @@ def main() -> None:
             _emit(kind, count, str(flow_run.id))
 
     emit_flow("nothing", 1)  # warm
-    print(f"load {proctree.load_average()}; {args.items} items per run; ms per item (flow process / server)")
+    print(f"load {proctree.load_average()}; {args.items} items per run; server pid {server_pid}; "
+          "ms per item (flow process / server)", flush=True)
     for round_index in range(args.rounds):
         for kind in args.variants.split(","):
             server_before = proctree.subtree_cpu(server_pid) if server_pid else 0.0

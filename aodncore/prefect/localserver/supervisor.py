@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aodncore.prefect.localserver import dbtemplate, fastevents
+from aodncore.prefect.localserver import dbtemplate, fastevents, fastlogs
 from aodncore.prefect.localserver.settings import warm_runner_enabled
 from aodncore.prefect.localserver.state import FileLock, ServerPaths, remove_state
 
@@ -193,6 +193,7 @@ class Supervisor:
             from aodncore.prefect.localserver.activity import ActivityTracker
 
             fastevents.install()
+            fastlogs.install()
 
             gc.freeze()  # create_app(final=True) runs a full collection: the imported modules stay out of it (-40 %)
             self.tracker = ActivityTracker(create_app(final=True), self.identity)
