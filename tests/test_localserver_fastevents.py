@@ -69,6 +69,9 @@ async def _write_and_dump(url: str, writer, batches: list[list]) -> tuple[list, 
         engine = await db.database_config.engine()
         await engine.dispose()
     skip = {"recorded", "created", "updated"}
+    for row in [*events, *resources]:  # the insert time, per row, from either writer
+        assert row["created"] is not None and row["updated"] is not None
+    assert len({row["id"] for row in resources}) == len(resources)
     return ([{k: v for k, v in row.items() if k not in skip} for row in events],
             [{k: v for k, v in row.items() if k not in skip | {"id"}} for row in resources],
             [{k: v for k, v in row.items() if k != "recorded"} for row in read_back])
@@ -119,6 +122,44 @@ def test_the_writer_skips_an_all_duplicate_call_and_a_second_copy_in_one_call(tm
     assert len(resources) == 5 * 3 + 2
 
 
+def _client_event(index: int, related: int) -> dict:
+    return {"id": str(uuid.UUID(int=index + 1)), "occurred": (BASE + timedelta(seconds=index)).isoformat(),
+            "event": "aodncore.file." + ("published", "quarantined")[index % 2],
+            "resource": {"prefect.resource.id": f"file:///land/IMOS_{index:04d}.nc", "aodncore.size": str(index)},
+            "related": [{"prefect.resource.id": f"aodncore.check.c{k}", "prefect.resource.role": "failed-check"}
+                        for k in range(related)],
+            "payload": {"nested": {"list": [1, 2.5, None, "é\u2603"], "n": index}, "empty": {}},
+            **({"follows": str(uuid.UUID(int=index))} if index % 3 == 0 and index else {})}
+
+
+def test_receiving_an_event_gives_what_prefects_receive_gives():
+    from prefect.server.events.schemas.events import Event, ReceivedEvent
+
+    from aodncore.prefect.localserver import fastevents
+
+    prefects = Event.receive
+    assert prefects is not fastevents.receive_event
+    at = BASE + timedelta(hours=1)
+    for index in range(12):
+        event = Event.model_validate(_client_event(index, related=index % 4))
+        for received in (None, at):
+            theirs, ours = prefects(event, received), fastevents.receive_event(event, received)
+            assert type(ours) is ReceivedEvent and ours.model_fields_set == theirs.model_fields_set
+            assert ours.model_dump(exclude={"received"}) == theirs.model_dump(exclude={"received"})
+            assert ours.model_dump_json(exclude={"received"}) == theirs.model_dump_json(exclude={"received"})
+            assert ours.model_dump_json(exclude_unset=True) == theirs.model_dump_json(exclude_unset=True)
+            assert ours.as_database_resource_rows() == theirs.as_database_resource_rows()
+            for name in ("occurred", "received", "resource", "id"):
+                assert type(getattr(ours, name)) is type(getattr(theirs, name)), name
+            assert [type(r) for r in ours.related] == [type(r) for r in theirs.related]
+            if received is None:
+                assert abs(ours.received - theirs.received) < timedelta(seconds=5)
+            else:
+                assert ours.received == theirs.received == at
+        again = prefects(event)  # a ReceivedEvent received again keeps its time, as with Prefect's
+        assert fastevents.receive_event(again).model_dump() == prefects(again).model_dump() == again.model_dump()
+
+
 def test_the_task_run_recorder_filter_drops_other_events_before_parsing():
     from contextlib import asynccontextmanager
 
@@ -151,6 +192,7 @@ def test_the_task_run_recorder_filter_drops_other_events_before_parsing():
 
 def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
     import prefect
+    from prefect.server.events.schemas.events import Event
     from prefect.server.events.storage import database
     from prefect.server.services import task_run_recorder
 
@@ -158,6 +200,7 @@ def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
 
     monkeypatch.setattr(database, "_write_sqlite_events", database._write_sqlite_events)
     monkeypatch.setattr(task_run_recorder, "consumer", task_run_recorder.consumer)
+    monkeypatch.setattr(Event, "receive", Event.receive)
     monkeypatch.setattr(prefect, "__version__", "3.99.0")
     caplog.set_level("INFO", logger="aodncore.prefect.localserver")
     before = database._write_sqlite_events
@@ -174,6 +217,7 @@ def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
     assert fastevents.install() is True
     assert database._write_sqlite_events is fastevents.write_sqlite_events
     assert task_run_recorder.consumer.__wrapped__ is not None
+    assert Event.receive is fastevents.receive_event
 
 
 @pytest.mark.timeout(600)
