@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +40,14 @@ def _ingest(landing: Path, base: Path, home: Path, workers: int, report: Path | 
     if result["returncode"] != 0:
         raise RuntimeError(f"aodncore ingest exited {result['returncode']}: {str(result['stdout'])[-2000:]}")
     return result
+
+
+def _stop_server(home: Path) -> None:
+    """Stop the background server this benchmark started (its home is about to be removed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(home)
+    subprocess.run([sys.executable, "-c", "import sys; from aodncore.cli import main; sys.exit(main())", "server",
+                    "stop"], env=env, capture_output=True, timeout=120, check=False)
 
 
 def _worker_peak(result: dict[str, object]) -> float:
@@ -86,6 +95,7 @@ def main() -> None:
               f"({small['peak_mib']:.1f} -> {large['peak_mib']:.1f} MiB); largest child: "
               f"{1024 * (_worker_peak(large) - _worker_peak(small)) / extra:.1f} KiB/file")
     finally:
+        _stop_server(tmp / "prefect-home")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
