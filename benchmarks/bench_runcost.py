@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import statistics
@@ -81,12 +80,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="aodncore-runcost-"))
     bench_api = benchserver.start_api("background", tmp)
-    for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
-                                ("CONSOLE_TASK_RUNS", "CRITICAL")):
-        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
-    library = logging.getLogger("aodncore")
-    library.setLevel(logging.INFO)
-    library.propagate = False
+    benchserver.quiet_run_logging()
     server_pid = bench_api.pid
     assert server_pid
     bench_api.wait()

@@ -213,12 +213,7 @@ def main() -> None:
     # as the CLI does: the API server first (before Prefect is imported), records to the run log, not the console
     tmp = Path(tempfile.mkdtemp(prefix="aodncore-bench-"))
     bench_api = benchserver.start_api(args.server, tmp)
-    for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
-                                ("CONSOLE_TASK_RUNS", "CRITICAL")):
-        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
-    library = logging.getLogger("aodncore")
-    library.setLevel(logging.INFO)
-    library.propagate = False
+    benchserver.quiet_run_logging()
     server_pid = bench_api.pid
 
     print(f"working in {tmp}; python {sys.version.split()[0]}; {len(os.sched_getaffinity(0))} cores; "

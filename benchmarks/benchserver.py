@@ -8,6 +8,7 @@ at the end. ``ephemeral`` (``AODNCORE_PREFECT_SERVER=ephemeral``): Prefect's own
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -53,3 +54,14 @@ def start_api(mode: str, scratch: Path) -> BenchApi:
     home = scratch / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     return BenchApi(mode, home)
+
+
+def quiet_run_logging() -> None:
+    """As the CLI runs a flow: Prefect's console handlers quiet (records still reach the run log), aodncore's
+    records at INFO and not echoed by the root logger."""
+    for handler_name, level in (("CONSOLE", "WARNING"), ("CONSOLE_FLOW_RUNS", "CRITICAL"),
+                                ("CONSOLE_TASK_RUNS", "CRITICAL")):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler_name}_LEVEL", level)
+    library = logging.getLogger("aodncore")
+    library.setLevel(logging.INFO)
+    library.propagate = False
