@@ -452,3 +452,19 @@ def test_credentials_are_kept_from_the_background_processes_but_not_from_the_ser
     without_prefect_key = {key: value for key, value in run_env.items() if key != "PREFECT_API_KEY"}
     assert environment_fingerprint(run_env, []) == environment_fingerprint(without_aodncore_secrets, [])
     assert environment_fingerprint(run_env, []) != environment_fingerprint(without_prefect_key, [])
+
+
+def test_a_server_whose_home_is_removed_stops_and_never_makes_it_again(tmp_path):
+    home = tmp_path / "home"
+    paths = ServerPaths(home)
+    try:
+        assert run_cli(clean_env(home), "ingest", _empty(tmp_path), cwd=tmp_path).returncode == 0
+        state = read_state(paths)
+        wait_for(lambda: server_status(home).running, 30, "the server to be up")
+        shutil.rmtree(home)
+
+        wait_for(lambda: pid_gone(state.pid), 60, "the server of a removed home to stop")
+        wait_for(lambda: not processes_of(home), 30, "its warm runner to end")
+        assert not home.exists()
+    finally:
+        stop_server(home)

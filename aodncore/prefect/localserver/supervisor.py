@@ -13,8 +13,10 @@ moment with no run in progress, so they never delay a run. Prefect's services th
 off (see :data:`aodncore.prefect.runtime.DEFAULT_PREFECT_ENV`); the task-run recorder, event persister and event
 vacuum run.
 
-It stops on SIGTERM/SIGINT (``aodncore server stop``) or when nothing used it for ``--idle-timeout`` seconds: no
-API request, no open websocket, and no run holding ``runs.lock``. On the way out it removes ``server.json``.
+It stops on SIGTERM/SIGINT (``aodncore server stop``), when nothing used it for ``--idle-timeout`` seconds (no
+API request, no open websocket, and no run holding ``runs.lock``), and when its home is gone: the state folder was
+removed or replaced, or ``server.json`` names another server (:class:`HomeWatch`; no run could find it any more).
+On the way out it removes ``server.json`` if it still names this server.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 from aodncore.prefect.localserver import dbtemplate, fastevents, fastlogs
 from aodncore.prefect.localserver.settings import warm_runner_enabled
-from aodncore.prefect.localserver.state import FileLock, ServerPaths, remove_state
+from aodncore.prefect.localserver.state import FileLock, ServerPaths, read_state, remove_state
 
 logger = logging.getLogger("aodncore.prefect.localserver")
 
@@ -119,6 +121,44 @@ async def _register_block_types(wishes: dict[str, bool]) -> None:
         await (memoize(register) if memoize is not None else register)()
 
 
+class HomeWatch:
+    """Tells when the server's home is no longer its own: the state folder removed or replaced, or ``server.json``
+    naming another server. Such a server serves nobody (runs find servers through that file) and must not stay."""
+
+    def __init__(self, paths: ServerPaths, token: str) -> None:
+        self.paths = paths
+        self.token = token
+        # held open, so the folder's inode cannot be reused by a new folder of the same name while we compare
+        self._folder = os.open(paths.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            status = os.stat(self.paths.directory)
+        except OSError:
+            return None
+        return status.st_dev, status.st_ino
+
+    def close(self) -> None:
+        os.close(self._folder)
+
+    def lost(self) -> str | None:
+        """Why the home is lost, or None while it is still this server's."""
+        now = self._stat()
+        if now is None:
+            return f"{self.paths.directory} was removed"
+        ours = os.fstat(self._folder)
+        if now != (ours.st_dev, ours.st_ino):
+            return f"{self.paths.directory} was replaced"
+        state = read_state(self.paths)
+        if state is not None and state.token != self.token:
+            return f"{self.paths.state_file} names another server (pid {state.pid})"
+        return None
+
+
+class _HomeLost(Exception):
+    pass
+
+
 class WarmRunner:
     """The warm-runner child process (see :mod:`.warmrunner`)."""
 
@@ -170,6 +210,7 @@ class Supervisor:
         self.tracker: Any = None
         self.server: Any = None
         self._runs_lock = FileLock(self.paths.runs_lock)
+        self.home_watch = HomeWatch(self.paths, self.token)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -207,15 +248,31 @@ class Supervisor:
 
     async def serve(self, wishes: dict[str, bool]) -> None:
         housekeeping = asyncio.create_task(self._housekeeping(wishes))
+        housekeeping.add_done_callback(self._housekeeping_ended)
         try:
             await self.server.serve(sockets=[self.listener])
         finally:
             housekeeping.cancel()
 
+    def _housekeeping_ended(self, task: asyncio.Task[None]) -> None:
+        """A server without its housekeeping would never stop by itself: a failure there stops it."""
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("housekeeping failed: stopping", exc_info=task.exception())
+        self.server.should_exit = True
+
+    def _check_home(self) -> None:
+        reason = self.home_watch.lost()
+        if reason is not None:
+            raise _HomeLost(reason)
+
     async def _wait_until_settled(self) -> None:
         """Until the API is quiet and no run is in progress: deferred work must never slow a run down (the run
         that started this server is usually still importing when the API first goes quiet)."""
-        while self.tracker.idle_for() < SETTLE_SECONDS or not self._no_run_in_progress():
+        while True:
+            self._check_home()  # before probing runs.lock, which would make the removed folder again
+            if self.tracker.idle_for() >= SETTLE_SECONDS and self._no_run_in_progress():
+                return
             await asyncio.sleep(0.1)
 
     def _no_run_in_progress(self) -> bool:
@@ -226,6 +283,14 @@ class Supervisor:
             probe.release()
 
     async def _housekeeping(self, wishes: dict[str, bool]) -> None:
+        try:
+            await self._keep_house(wishes)
+        except _HomeLost as lost:
+            logger.warning("%s: stopping", lost)
+            remove_state(self.paths, self.token)
+            self.server.should_exit = True
+
+    async def _keep_house(self, wishes: dict[str, bool]) -> None:
         while not self.server.started:
             await asyncio.sleep(0.01)
         self.ready = time.time()
@@ -243,6 +308,7 @@ class Supervisor:
         check_every = min(5.0, max(0.2, self.idle_timeout / 4)) if self.idle_timeout else 5.0
         while True:
             await asyncio.sleep(check_every)
+            self._check_home()
             if self.runner is not None and self.runner.needs_restart():
                 await self._wait_until_settled()
                 self.runner.start()
@@ -262,6 +328,7 @@ class Supervisor:
         if self.runner is not None:
             self.runner.stop()
         remove_state(self.paths, self.token)
+        self.home_watch.close()
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -282,7 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.root.addHandler(handler)
     logging.root.setLevel(logging.WARNING)  # docket and uvicorn chatter stays out of server.log
     logger.setLevel(logging.INFO)
-    supervisor = Supervisor(args, client_env)
+    try:
+        supervisor = Supervisor(args, client_env)
+    except FileNotFoundError as missing:
+        logger.error("the server's home folder is gone before it started (%s): not starting", missing.filename)
+        return 1
     try:
         wishes = supervisor.build_app()
         asyncio.run(supervisor.serve(wishes))
