@@ -107,3 +107,30 @@ def test_a_runner_without_a_working_folder_uses_the_configured_tmp_dir(tmp_path,
     (call,) = mkstemp.call_args_list
     assert _under(call.kwargs["dir"], runner.work_dir)
     assert os.listdir(runner.work_dir) == [] and list(shared_tmp.iterdir()) == []
+
+
+def test_a_report_folder_given_by_the_caller_is_used_as_it_is(tmp_path, shared_tmp):
+    """The capped child's folder is made for its one check (and removed by the parent): the child writes the
+    checker's reports straight into it instead of making (and removing) a folder of its own inside."""
+    from aodncore.pipeline.steps import checklimits
+
+    folder = tmp_path / "for-this-check"
+    folder.mkdir()
+    runner = check.ComplianceCheckerCheckRunner(None, None, {"checks": ["cf:1.6"]}, work_dir=str(folder))
+    with mock.patch.object(tempfile, "mkstemp", wraps=tempfile.mkstemp) as mkstemp, \
+            mock.patch.object(tempfile, "TemporaryDirectory", wraps=tempfile.TemporaryDirectory) as made:
+        given = runner.check_file(str(IMOS_DIR / BAD_PROFILE), report_folder=str(folder))
+        default = runner.check_file(str(IMOS_DIR / BAD_PROFILE))
+    assert (given.compliant, given.log, given.errors) == (default.compliant, default.log, default.errors)
+    assert not given.compliant and given.log
+    first, second = mkstemp.call_args_list
+    assert first.kwargs["dir"] == str(folder)  # straight in
+    assert os.path.dirname(second.kwargs["dir"]) == str(folder)  # by default: a folder of its own inside
+    assert made.call_count == 1 and os.listdir(folder) == []
+
+    seen = []
+    with mock.patch.object(check.ComplianceCheckerCheckRunner, "check_file",
+                           lambda self, path, **kwargs: seen.append(kwargs) or default):
+        checklimits._check_in_child(check.ComplianceCheckerCheckRunner, {"checks": ["cf:1.6"]}, "x.nc", str(folder))
+        checklimits._check_in_child(check.ComplianceCheckerCheckRunner, {"checks": ["cf:1.6"]}, "x.nc")
+    assert seen == [{"report_folder": str(folder)}, {}]

@@ -16,9 +16,11 @@ as publishing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,11 +80,14 @@ def quarantine_file(
     reason: str | None = None,
     name: str | None = None,
     work_dir: str | None = None,
+    private_dir: str | None = None,
 ) -> QuarantineRecord:
     """Store ``local_path`` (the original landing content) and its reason sidecar in the error store.
 
     ``reason`` is the readable message (default ``str(error)``), ``name`` the landing name (default: the last part
-    of ``source``), ``work_dir`` where the sidecar is written before it is stored.
+    of ``source``), ``work_dir`` where the sidecar is written (in a new folder) before it is stored;
+    ``private_dir``: a folder of the caller's own for this object alone, emptied by the caller, where the sidecar
+    is written directly instead (and removed once stored).
     """
     name = name or os.path.basename(source.rstrip("/")) or os.path.basename(local_path)
     stored_name = storable_name(name)
@@ -104,7 +109,7 @@ def quarantine_file(
         "aodncore_version": aodncore.__version__,
     }
     broker = get_storage_broker(error_uri)
-    with tempfile.TemporaryDirectory(prefix="q-", dir=work_dir) as scratch:
+    with _sidecar_folder(private_dir, work_dir) as scratch:
         reason_path = os.path.join(scratch, reason_name)
         with open(reason_path, "w") as handle:
             json.dump(sidecar, handle, indent=2, default=str)
@@ -115,8 +120,23 @@ def quarantine_file(
             ],
             validate_unique=False,
         )
-        broker.upload(files)
+        try:
+            broker.upload(files)
+        finally:
+            if private_dir is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(reason_path)
     return QuarantineRecord(
         file_uri=_join_uri(error_uri, folder, stored_name),
         reason_uri=_join_uri(error_uri, folder, reason_name),
     )
+
+
+@contextlib.contextmanager
+def _sidecar_folder(private_dir: str | None, work_dir: str | None) -> Iterator[str]:
+    """``private_dir`` as it is, else a new folder in ``work_dir`` for the block."""
+    if private_dir is not None:
+        yield private_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="q-", dir=work_dir) as scratch:
+        yield scratch

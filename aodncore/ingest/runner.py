@@ -33,7 +33,7 @@ from aodncore.ingest.ledger import IngestLedger
 from aodncore.ingest.names import local_name_problem, scrub, shown, storable_name, unusable_name_reason
 from aodncore.ingest.outcome import FAILED, PUBLISHED, QUARANTINED, SKIPPED, WAITING, FileOutcome
 from aodncore.ingest.quarantine import quarantine_file
-from aodncore.ingest.scratch import object_folder
+from aodncore.ingest.scratch import is_run_folder, object_folder
 from aodncore.ingest.sources import LandingObject, LandingObjectChangedError, fetch, remove_landing
 from aodncore.pipeline.common import PipelineFilePublishType
 from aodncore.pipeline.exceptions import InvalidFileNameError
@@ -41,6 +41,7 @@ from aodncore.pipeline.handlerref import handler_class_name
 from aodncore.pipeline.log import PipelineLoggerAdapter
 from aodncore.pipeline.steps.manifestpaths import LandingContext
 from aodncore.util.misc import format_exception
+from aodncore.util.workdirs import reused_working_folders
 
 __all__ = [
     "IngestSettings",
@@ -311,7 +312,7 @@ def _run_handler(local_path: str, obj: LandingObject, settings: IngestSettings, 
 
 
 def _quarantine(obj: LandingObject, local_path: str, settings: IngestSettings, ingest_id: str, error: BaseException,
-                describe: _Describer, handler: Any = None) -> Any:
+                describe: _Describer, handler: Any = None, scratch: str | None = None) -> Any:
     details = getattr(handler, "error_details", None)
     return quarantine_file(
         local_path,
@@ -327,6 +328,7 @@ def _quarantine(obj: LandingObject, local_path: str, settings: IngestSettings, i
         handler_name=type(handler).__name__ if handler is not None else None,
         name=obj.name,
         work_dir=settings.work_dir,
+        private_dir=scratch,  # the object's own folder (emptied after it): no folder of its own for the sidecar
     )
 
 
@@ -362,8 +364,9 @@ def ingest_object(obj: LandingObject, settings: IngestSettings) -> FileOutcome:
     ingest_id = new_ingest_id()
     if settings.work_dir:
         os.makedirs(settings.work_dir, exist_ok=True)
-    with object_folder(settings.work_dir) as scratch:
-        describe = _Describer(obj, scratch, (settings.work_dir, _config_tmp_dir(settings)))
+    handler_tmp = _config_tmp_dir(settings)
+    with object_folder(settings.work_dir) as scratch, reused_working_folders(_reusable_root(handler_tmp)):
+        describe = _Describer(obj, scratch, (settings.work_dir, handler_tmp))
         try:
             outcome = _ingest_in(scratch, obj, settings, ingest_id, describe)
         except Exception as error:  # noqa: BLE001 - e.g. a handler that cannot be built: keep the object
@@ -372,6 +375,12 @@ def ingest_object(obj: LandingObject, settings: IngestSettings) -> FileOutcome:
             outcome = _plain(obj, FAILED, error=text)
     record_outcome(settings, obj, outcome)
     return outcome
+
+
+def _reusable_root(handler_tmp: str | None) -> str | None:
+    """The handlers' ``tmp_dir`` when it is a run folder (private to this run): their working folders are reused
+    there (:mod:`aodncore.util.workdirs`); else None."""
+    return handler_tmp if handler_tmp and is_run_folder(handler_tmp) else None
 
 
 def _config_tmp_dir(settings: IngestSettings) -> str | None:
@@ -413,7 +422,7 @@ def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, inges
     if name_problem:
         error = InvalidFileNameError(f"{shown(obj.uri)}: {name_problem}")
         outcome = _plain(obj, QUARANTINED, error=format_exception(error))
-        return _quarantined(outcome, obj, local_path, settings, ingest_id, error, describe, None)
+        return _quarantined(outcome, obj, local_path, settings, ingest_id, error, describe, None, scratch)
 
     processing_path = _handler_input(local_path, scratch, obj.name)
     describe.add_copy(processing_path)
@@ -422,7 +431,8 @@ def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, inges
         outcome = outcome_from_handler(obj, handler, PUBLISHED, settings.upload_uri, describe)
     elif is_data_error(handler.error):
         outcome = outcome_from_handler(obj, handler, QUARANTINED, settings.upload_uri, describe)
-        return _quarantined(outcome, obj, local_path, settings, ingest_id, handler.error, describe, handler)
+        return _quarantined(outcome, obj, local_path, settings, ingest_id, handler.error, describe, handler,
+                            scratch)
     else:
         return outcome_from_handler(obj, handler, FAILED, settings.upload_uri, describe)
     _remove_landing(obj, outcome, settings)
@@ -430,10 +440,11 @@ def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, inges
 
 
 def _quarantined(outcome: FileOutcome, obj: LandingObject, local_path: str, settings: IngestSettings,
-                 ingest_id: str, error: BaseException, describe: _Describer, handler: Any) -> FileOutcome:
+                 ingest_id: str, error: BaseException, describe: _Describer, handler: Any,
+                 scratch: str | None = None) -> FileOutcome:
     """Store the original content and its reason in the error store; then the landing object may go."""
     try:
-        record = _quarantine(obj, local_path, settings, ingest_id, error, describe, handler)
+        record = _quarantine(obj, local_path, settings, ingest_id, error, describe, handler, scratch)
     except Exception as failure:  # noqa: BLE001 - then the landing object must stay
         text = describe(format_exception(failure))
         logger.error("could not quarantine %s: %s", shown(obj.uri), text)

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RUN_PREFIX", "RunScratch", "object_folder", "run_scratch", "sweep_stale_scratch"]
+__all__ = ["RUN_PREFIX", "RunScratch", "is_run_folder", "object_folder", "run_scratch", "sweep_stale_scratch"]
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,11 @@ def run_scratch(root: str | os.PathLike[str]) -> Iterator[RunScratch]:
 
 
 _reusable = threading.local()
+
+
+def is_run_folder(path: str) -> bool:
+    """True for a run folder (see the module docstring): private to one live run."""
+    return _is_run_folder(path)
 
 
 def _is_run_folder(path: str) -> bool:

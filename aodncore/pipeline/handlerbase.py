@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 import aodncore
+import aodncore.util.workdirs as workdirs
 from aodncore.pipeline import phases
 from aodncore.pipeline.common import FileType, HandlerResult, PipelineFilePublishType, validate_publishtype
 from aodncore.pipeline.configlib import validate_lazyconfigmanager
@@ -360,7 +361,8 @@ class HandlerBase:
         try:
             base_dir = self.config.pipeline_config["global"].get("tmp_dir") or tempfile.gettempdir()
             os.makedirs(base_dir, exist_ok=True)
-            working_directory = tempfile.TemporaryDirectory(prefix=type(self).__name__, dir=base_dir)
+            # tempfile.TemporaryDirectory, or a reused folder where the caller allows it (aodncore.util.workdirs)
+            working_directory = workdirs.working_directory(type(self).__name__, base_dir)
         except (Exception, KeyboardInterrupt, SystemExit) as error:  # noqa: BLE001 - reported, never raised
             self._handle_error(error, system_error=True)
             return

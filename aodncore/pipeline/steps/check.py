@@ -288,8 +288,12 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
             return check_in_capped_child(type(self), self._child_params(), path, caps, work_dir=folder)
 
     @contextlib.contextmanager
-    def _report_folder(self) -> Any:
-        """A private folder for the checker's reports inside :attr:`work_dir`, removed afterwards."""
+    def _report_folder(self, given: str | None = None) -> Any:
+        """A private folder for the checker's reports inside :attr:`work_dir`, removed afterwards (``given``: the
+        caller's, used as it is)."""
+        if given is not None:
+            yield given
+            return
         if self.work_dir:
             os.makedirs(self.work_dir, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="aodncore-cc-", dir=self.work_dir) as folder:
@@ -299,8 +303,12 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
         """The ``check_params`` this runner was built with (plain data), to build the same runner in the child."""
         return self._check_params
 
-    def check_file(self, path: str) -> CheckResult:
-        """Run every requested suite on one file and combine the results."""
+    def check_file(self, path: str, *, report_folder: str | None = None) -> CheckResult:
+        """Run every requested suite on one file and combine the results.
+
+        ``report_folder``: a private folder the caller made for this check (the capped child's), where the
+        checker's reports are written as they are (each removed once read); by default a new folder inside
+        :attr:`work_dir`, removed afterwards."""
         problem = netcdf_integrity_problem(path)
         if problem is not None:  # a truncated file may still pass metadata-only suites: never check it
             return CheckResult(False, (f"invalid NetCDF file: {problem}",))
@@ -309,7 +317,7 @@ class ComplianceCheckerCheckRunner(BaseCheckRunner):
                 return CheckResult(False, ("invalid NetCDF file",))
 
         compliant, had_errors, log = True, False, []
-        with self._report_folder() as folder:
+        with self._report_folder(report_folder) as folder:
             results = []
             for suite in self.checks:
                 with NETCDF_LOCK:

@@ -100,7 +100,9 @@ def _check_in_child(runner_class: type, params: dict[str, Any], path: str,
     reports them as check errors (the check step logs them as ``<check>: MemoryError: ...``), so a check that ran
     into the memory cap shows up in the log, not as an exception.
     """
-    result = runner_class(None, None, params, work_dir=work_dir).check_file(path)
+    runner = runner_class(None, None, params, work_dir=work_dir)
+    # the parent made work_dir for this check alone (and removes it): the reports go straight in
+    result = runner.check_file(path, report_folder=work_dir) if work_dir else runner.check_file(path)
     out_of_memory = any("MemoryError" in str(line) for line in result.log) if result.errors else False
     return result.compliant, result.log, result.errors, out_of_memory
 
