@@ -119,3 +119,14 @@ def test_reused_and_new_folders_give_the_same_outcomes_logs_and_stores(tmp_path,
     outcomes, lines, stores, left = reused
     assert len(outcomes) == 3 and lines and stores
     assert left == ["owner.json", "owner.lock"]  # nothing of any object left in the working folder
+
+
+def test_folders_kept_for_runs_that_are_over_are_forgotten(tmp_path):
+    for index in range(5):
+        with run_scratch(tmp_path / f"work-{index}") as run:
+            with object_folder(str(run.path)):
+                pass
+            with object_folder(str(run.path)):
+                pass
+    mine = [root for _pid, root in scratch_module._reusable.folders if root.startswith(str(tmp_path))]
+    assert len(mine) == 1 and mine[0] == str(run.path)

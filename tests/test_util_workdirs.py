@@ -181,3 +181,21 @@ def test_handlerbase_run_in_a_reused_folder(tmp_path, config, empty_nc):
     assert len({path for path, *_ in seen}) == 3 and len({inode for _, inode, *_ in seen}) == 1
     assert all(dirs == dict.fromkeys(dirs, True) for _, _, dirs, _ in seen)
     assert all(listing == [os.path.basename(empty_nc)] for *_, listing in seen)
+
+
+def test_folders_kept_for_runs_that_are_over_are_forgotten(tmp_path):
+    """A worker process kept between runs (:mod:`aodncore.ingest.keptpools`) works in a new run folder each run:
+    what it kept for the earlier ones (removed with their run folders) is not held forever."""
+    import shutil
+
+    from aodncore.util import workdirs
+
+    for index in range(5):
+        base = tmp_path / f"run-{index}"
+        base.mkdir()
+        with reused_working_folders(base):
+            _one_run(base)
+            _one_run(base)
+        shutil.rmtree(base)  # the run is over
+    mine = [root for _pid, root in workdirs._state.spares if root.startswith(str(tmp_path))]
+    assert mine == [str(tmp_path / "run-4")]

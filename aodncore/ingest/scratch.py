@@ -229,6 +229,8 @@ def object_folder(work_dir: str | None) -> Iterator[str]:
     folder = kept.pop(key, None)  # taken while in use: a nested call gets a folder of its own
     if folder is None or not os.path.isdir(folder):
         folder = tempfile.mkdtemp(prefix="o-", dir=work_dir)
+        for other in [other for other, path in kept.items() if not os.path.isdir(path)]:
+            del kept[other]  # those of earlier runs (their run folders are gone): kept worker processes
     try:
         yield folder
     finally:

@@ -63,6 +63,8 @@ def working_directory(prefix: str, base_dir: str) -> Any:
     spare = spares.pop(key, None)  # taken while in use: a nested run gets a folder of its own
     if spare is None or not spare.ready():
         spare = _Spare.make(root)
+        for other in [other for other, kept in spares.items() if not os.path.isdir(kept.path)]:
+            del spares[other]  # those of earlier runs (their run folders are gone): kept worker processes
     return _ReusedFolder(spare, prefix, lambda: spares.setdefault(key, spare) is spare)
 
 
