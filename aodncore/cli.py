@@ -398,7 +398,8 @@ def _run_ingest_flow(sources: list[str], parameters: dict[str, Any], api: Any, s
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
+    # no column shows a speed: keep rich's speed samples to the last second (it holds up to 1,000 otherwise)
+    with Progress(*columns, console=console, transient=False, speed_estimate_period=1.0) as bar:
         task_id = bar.add_task("starting Prefect…", total=None)
 
         def on_event(event: str, payload: Any) -> None:

@@ -72,11 +72,12 @@ def _flow_run_logs(flow_run_id, names: list[str]) -> list:
 
 def test_ingest_landing_on_a_local_dask_cluster_loses_nothing_and_keeps_the_logs(prefect_harness, tmp_path):
     from aodncore.ingest import progress
-    from aodncore.prefect.flows import ingest_landing
+    from aodncore.prefect.flows import ingest_landing, plan_batches
 
     landing, base = tmp_path / "landing", tmp_path / "base"
     _land(landing, [*GOOD, *BROKEN])
     fingerprints = {name: LandingObject.from_path(landing / name).fingerprint for name in [*GOOD, *BROKEN]}
+    sizes = {name: (landing / name).stat().st_size for name in [*GOOD, *BROKEN]}
     events: list[tuple[str, object]] = []
 
     def listener(event: str, payload: object) -> None:
@@ -93,6 +94,10 @@ def test_ingest_landing_on_a_local_dask_cluster_loses_nothing_and_keeps_the_logs
     assert state.is_completed(), state
     statuses = {outcome["name"]: outcome["status"] for outcome in state.result()["outcomes"]}
     assert statuses == {**{name: PUBLISHED for name in GOOD}, **{name: QUARANTINED for name in BROKEN}}
+    # folded in as each batch came back, listed in batch order (as when the batches' lists were joined)
+    batches = plan_batches([LandingObject(uri=(landing / name).as_uri(), name=name, size=size, fingerprint="")
+                            for name, size in sizes.items()], 2)
+    assert [outcome["name"] for outcome in state.result()["outcomes"]] == [o.name for b in batches for o in b]
     for name in GOOD:
         assert (base / "published" / expected_key(name)).read_bytes() == (IMOS_DIR / name).read_bytes()
     for name in BROKEN:

@@ -27,20 +27,26 @@ form (:meth:`IngestResult.to_dict`, the flows' persisted result)::
                      "count": 100000, "listed": 20}],
      "truncated": true,                   # some summarised entries are counted but not listed
      "report": "/path/report.jsonl"}      # the run's report (every entry), or null
+
+Processed files join the result as they finish (:class:`BatchOutcomes`): each batch keeps only what the result
+would list (entries needing attention, the first few of each summarised reason) and counts the rest, and the
+batches are added in batch order when all are done — the same result as adding every batch's outcome list in
+order, without holding one outcome per file for the length of the run.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aodncore.ingest.outcome import IGNORED, PUBLISHED, SKIPPED, STATUSES, FileOutcome
 from aodncore.ingest.plan import ALREADY_INGESTED
 from aodncore.limits import LISTED_PER_REASON
 
-__all__ = ["LISTED_PER_REASON", "IngestResult", "Summary", "summarised_reason"]
+__all__ = ["LISTED_PER_REASON", "BatchOutcomes", "IngestResult", "Summary", "summarised_reason"]
 
 DRY_RUN_HINT = "`aodncore ingest --dry-run` lists every one"
 REPORT_HINT = "a run with `--report FILE` (flow parameter report_path) lists every one"
@@ -125,6 +131,12 @@ class IngestResult:
         for outcome in outcomes:
             self.add(outcome, report=report)
 
+    def _add_unlisted(self, key: tuple[str, str], count: int) -> None:
+        """Count ``count`` more entries of a summarised reason already seen, none of them listed (their place in
+        the order is after enough listed ones of that reason: see :class:`BatchOutcomes`)."""
+        self.counts[key[0]] += count
+        self._summaries[key].count += count
+
     @property
     def total(self) -> int:
         """Every entry of the run, listed or only counted."""
@@ -178,3 +190,69 @@ class IngestResult:
             result._summaries[(summary.status, summary.reason)] = summary
         result.report_path = data.get("report")
         return result
+
+
+Key = tuple[str, str]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one batch keeps of its outcomes: those the result may list (in the batch's order), counts of the
+    others."""
+
+    kept: list[FileOutcome] = field(default_factory=list)
+    kept_per_key: Counter[Key] = field(default_factory=Counter)
+    per_key: Counter[Key] = field(default_factory=Counter)
+
+
+class BatchOutcomes:
+    """The outcomes of a run's processed batches, folded in as each file finishes (see the module docstring).
+
+    :meth:`add` ``(batch_index, outcome)`` takes each batch's outcomes in the batch's own order (one thread per
+    batch, several batches at once); :meth:`join` adds them to ``result`` in batch order once every batch is
+    done, with ``report=False`` (processed files are reported where they finished). The result is exactly what
+    ``result.extend(batch_0 + batch_1 + …)`` would give — counts, listed outcomes and their order, summaries and
+    their order — while each batch holds at most the entries needing attention plus ``listed_per_reason`` of each
+    summarised reason (none once an earlier batch holds that many). Returns nothing per file for the run's length.
+    """
+
+    def __init__(self, result: IngestResult) -> None:
+        self.result = result
+        self._limit = result.listed_per_reason
+        self._batches: dict[int, _Batch] = {}
+        self._full: dict[Key, int] = {}  # summarised reason -> lowest batch index that kept enough of it
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def add(self, index: int, outcome: FileOutcome) -> None:
+        """One finished file of batch ``index`` (after those of the batch that come before it)."""
+        batch = self._batches.get(index)
+        if batch is None:
+            with self._lock:
+                batch = self._batches.setdefault(index, _Batch())
+        with self._lock:
+            self.counts[outcome.status] += 1
+        reason = summarised_reason(outcome)
+        if reason is None:
+            batch.kept.append(outcome)
+            return
+        key = (outcome.status, reason)
+        batch.per_key[key] += 1
+        if batch.kept_per_key[key] >= self._limit or self._full.get(key, index) < index:
+            return  # enough of this reason are listed before it: counted only
+        batch.kept.append(outcome)
+        batch.kept_per_key[key] += 1
+        if batch.kept_per_key[key] >= self._limit:
+            with self._lock:
+                self._full[key] = min(self._full.get(key, index), index)
+
+    def join(self) -> None:
+        """Add every batch to the result, in batch order (call once, when every batch is done)."""
+        with self._lock:
+            batches, self._batches = self._batches, {}
+        for index in sorted(batches):
+            batch = batches.pop(index)
+            self.result.extend(batch.kept, report=False)
+            for key, count in batch.per_key.items():
+                if count > batch.kept_per_key[key]:
+                    self.result._add_unlisted(key, count - batch.kept_per_key[key])

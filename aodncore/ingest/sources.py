@@ -80,7 +80,7 @@ class LandingObjectChangedError(AodnBaseError):
         self.vanished = vanished
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a run holds one per file to do until its batch ends: no per-instance dict
 class LandingObject:
     """One object in a landing area.
 

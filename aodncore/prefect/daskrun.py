@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -170,20 +171,29 @@ def _record(settings: IngestSettings, batch: Sequence[LandingObject], outcomes: 
 
 
 def run_batches_on_dask(
-    batches: Sequence[Sequence[LandingObject]], settings: IngestSettings, address: str
-) -> list[FileOutcome]:
+    batches: Sequence[Sequence[LandingObject]],
+    settings: IngestSettings,
+    address: str,
+    *,
+    on_outcome: Callable[[int, FileOutcome], None] | None = None,
+) -> list[FileOutcome] | dict[str, int]:
     """Run one ``ingest-batch`` task per batch on the Dask cluster ``address`` (or ``"local"``) and return the
-    outcomes in batch order. Must be called inside a flow run."""
+    outcomes in batch order. Must be called inside a flow run.
+
+    With ``on_outcome`` each outcome is handed to it instead, as ``(batch index, outcome)`` when its batch comes
+    back (in batch order within a batch; batches in the order they finish), and the count per status is returned:
+    no batch's outcomes are held once recorded."""
     from distributed import as_completed
 
     from aodncore.prefect.tasks import ingest_batch_task
 
     if not batches:
-        return []
+        return [] if on_outcome is None else {}
     existing_cluster = address != LOCAL_CLUSTER
     api_url = _run_api_url(existing_cluster)
     worker_settings = settings.for_worker()
     results: dict[int, list[FileOutcome]] = {}
+    counts: Counter[str] = Counter()
     with _task_runner(address, len(batches), api_url) as runner:
         client = runner.client  # connects, or starts the local cluster
         if existing_cluster:
@@ -212,11 +222,18 @@ def run_batches_on_dask(
                                  index, len(batches[index]), type(error).__name__, error)
                     outcomes = _lost_batch(batches[index], error)
                 _record(settings, batches[index], outcomes)
-                results[index] = outcomes
+                if on_outcome is None:
+                    results[index] = outcomes
+                    continue
+                for outcome in outcomes:
+                    counts[outcome.status] += 1
+                    on_outcome(index, outcome)
         finally:
             if not existing_cluster:  # the local workers stop with the cluster; long-lived ones flush on their own
                 try:
                     client.run(_flush_prefect_queues, _FLUSH_TIMEOUT)
                 except Exception as error:  # noqa: BLE001 - only log delivery is at stake
                     logger.warning("could not flush the Prefect logs of the Dask workers: %s", error)
+    if on_outcome is not None:
+        return dict(counts)
     return [outcome for index in sorted(results) for outcome in results[index]]

@@ -33,11 +33,12 @@ import heapq
 import logging
 import tempfile
 import time
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from prefect import Flow, get_run_logger
@@ -52,7 +53,7 @@ from aodncore.ingest.parallel import ProcessIngestPool, available_cores
 from aodncore.ingest.plan import ALREADY_INGESTED, TODO, PlanItem, plan_landing, resolve_settle_seconds
 from aodncore.ingest.record import IngestRecord, RecordWriter, new_owner_id
 from aodncore.ingest.report import RunReport
-from aodncore.ingest.result import IngestResult
+from aodncore.ingest.result import BatchOutcomes, IngestResult
 from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folder, remove_dealt_with
 from aodncore.ingest.scratch import run_scratch
 from aodncore.ingest.sources import LandingObject
@@ -327,11 +328,15 @@ def _process(
         progress.emit("done", outcome)
     if result.total > len(result.outcomes):
         progress.emit("counted", result.total - len(result.outcomes))  # finished, summarised, not listed
-    # processed files were reported as they finished (the report's outcome hook): report=False
+    # processed files join the result as they finish, in batch order at the end (reported as they finished, by
+    # the report's outcome hook); the to-do list is the batches' from here on
+    processed = BatchOutcomes(result)
+    del candidates, claim
     if dask_address:
-        result.extend(run_batches_on_dask(plan_batches(todo, workers), settings, dask_address), report=False)
+        run_batches_on_dask(plan_batches(todo, workers), settings, dask_address, on_outcome=processed.add)
     else:
-        result.extend(_run_batches_here(todo, settings, workers), report=False)
+        _run_batches_here(todo, settings, workers, on_outcome=processed.add)
+    processed.join()
     return result
 
 
@@ -391,8 +396,17 @@ class _InPlanOrder:
             self.result.add(head)
 
 
-def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, workers: int) -> list[FileOutcome]:
+def _run_batches_here(
+    todo: list[LandingObject],
+    settings: IngestSettings,
+    workers: int,
+    *,
+    on_outcome: Callable[[int, FileOutcome], None] | None = None,
+) -> list[FileOutcome] | dict[str, int]:
     """``ingest-batch`` tasks on the flow's thread pool, the files themselves in a ``ProcessIngestPool``.
+
+    Returns the outcomes in batch order; with ``on_outcome`` each is handed to it instead, as ``(batch index,
+    outcome)`` when its file finishes (in batch order within a batch), and the count per status is returned.
 
     With a pool there are twice as many batches as worker processes, so a worker that finishes early takes the
     next file of another batch (the pool queues them) instead of idling at the end of the run. Without a pool
@@ -401,6 +415,7 @@ def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, worke
     (:mod:`aodncore.ingest.keptpools`), so it is sized by ``workers`` alone: runs of any size share it.
     """
     outcomes: list[FileOutcome] = []
+    counts: Counter[str] = Counter()
     with ExitStack() as stack:
         pool = None
         batch_count = 1
@@ -410,12 +425,19 @@ def _run_batches_here(todo: list[LandingObject], settings: IngestSettings, worke
         # quote(): Prefect would otherwise walk every object of the batch and the settings (twice per task run)
         # looking for futures to wait for; there are none
         futures = [
-            ingest_batch_task.submit(quote(batch), quote(settings), batch_label=str(index), pool=quote(pool))
+            ingest_batch_task.submit(quote(batch), quote(settings), batch_label=str(index), pool=quote(pool),
+                                     on_outcome=quote(partial(on_outcome, index)) if on_outcome else None)
             for index, batch in enumerate(plan_batches(todo, batch_count))
         ]
         for future in futures:
-            outcomes.extend(future.result(raise_on_failure=False))  # a Failed batch still returns its outcomes
-    return outcomes
+            returned = future.result(raise_on_failure=False)  # a Failed batch still returns its outcomes
+            if isinstance(returned, BaseException):
+                raise returned
+            if on_outcome is None:
+                outcomes.extend(returned)
+            else:
+                counts.update(returned)
+    return outcomes if on_outcome is None else dict(counts)
 
 
 def _dask_address(value: str | None) -> str | None:

@@ -13,6 +13,7 @@ same flow run twice): ``resolve_task`` resolves into ``<output_dir>/<input name>
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from aodncore.ingest.logbatch import LogBatch, append_line
-from aodncore.ingest.outcome import PUBLISHED
+from aodncore.ingest.outcome import PUBLISHED, FileOutcome
 from aodncore.ingest.runner import IngestSettings, ingest_object
 from aodncore.ingest.sources import LandingObject, list_landing
 from aodncore.pipeline import phases
@@ -194,12 +195,21 @@ class _ObjectRecords(list):
 
 @task(name="ingest-batch", task_run_name="ingest-batch-{batch_label}", **_TASK_OPTIONS)
 def ingest_batch_task(
-    objects: Sequence[LandingObject], settings: IngestSettings, batch_label: str = "0", pool: Any = None
+    objects: Sequence[LandingObject],
+    settings: IngestSettings,
+    batch_label: str = "0",
+    pool: Any = None,
+    on_outcome: Callable[[FileOutcome], None] | None = None,
 ) -> Any:
     """Ingest a batch of landing objects (each published or quarantined, never lost); one task run per batch.
 
-    Returns a state carrying the outcomes: Failed when a file failed, Completed (named ``Quarantined`` when files
-    were refused) otherwise — the same rule as the flows (:mod:`aodncore.prefect.states`).
+    Returns a state carrying the outcomes (a list, in the order of ``objects``): Failed when a file failed,
+    Completed (named ``Quarantined`` when files were refused) otherwise — the same rule as the flows
+    (:mod:`aodncore.prefect.states`). With ``on_outcome`` (a callable in the process running the task) each
+    outcome is handed to it as its file finishes, in the order of ``objects``, and the state carries only the
+    batch's count per status (``{"published": 250, "quarantined": 2}``): the ready-made flows fold the outcomes
+    into the run's result that way (:class:`~aodncore.ingest.result.BatchOutcomes`) instead of holding one per
+    file until the last batch ends.
 
     With a :class:`~aodncore.ingest.parallel.ProcessIngestPool` the files are processed in its worker processes
     (one at a time per batch) and their log records re-emitted here, those of files that went well joined into
@@ -211,7 +221,8 @@ def ingest_batch_task(
     """
     with forward_library_logs("aodncore", logging.INFO), LogBatch() as worker_logs:
         logger = get_run_logger()
-        outcomes = []
+        outcomes: list[FileOutcome] = []
+        counts: Counter[str] = Counter()
         for obj in objects:
             if pool is None:
                 outcome, records = ingest_object(obj, settings), []
@@ -228,8 +239,13 @@ def ingest_batch_task(
                 worker_logs.add(record)
             if status_line is not None:
                 logger.log(level, "%s", status_line)
-            outcomes.append(outcome)
+            counts[outcome.status] += 1
+            if on_outcome is None:
+                outcomes.append(outcome)
+            else:
+                on_outcome(outcome)
         worker_logs.flush()
-        state = final_state([outcome.status for outcome in outcomes], outcomes, what=f"batch {batch_label}")
+        data: Any = outcomes if on_outcome is None else dict(counts)
+        state = final_state(counts, data, what=f"batch {batch_label}")
         logger.log(logging.WARNING if state.is_failed() else logging.INFO, "%s", state.message)
         return state
