@@ -122,6 +122,47 @@ def test_the_writer_skips_an_all_duplicate_call_and_a_second_copy_in_one_call(tm
     assert len(resources) == 5 * 3 + 2
 
 
+def test_the_writer_stores_the_persisters_batch_in_one_transaction(tmp_path, monkeypatch):
+    """The event persister's session begins no transaction (Prefect's SQLite connections autocommit): the writer's
+    inserts must still be one transaction, committed by the persister's ``commit()`` — not a commit per row."""
+    import sqlite3
+
+    import sqlalchemy as sa
+    from prefect.server.database import provide_database_interface
+    from prefect.server.database.configurations import AioSqliteConfiguration
+    from prefect.server.database.dependencies import temporary_database_config
+
+    from aodncore.prefect.localserver import fastevents
+
+    url = _database(tmp_path, "persister")
+    events = [_event(index, related=2) for index in range(6)]
+
+    async def persist(batch) -> None:  # as ``event_persister.create_handler``'s flush
+        with temporary_database_config(AioSqliteConfiguration(connection_url=url)):
+            db = provide_database_interface()
+            try:
+                async with db.session_context() as session:
+                    await fastevents.write_sqlite_events(session, batch)
+                    await session.commit()
+            finally:
+                await (await db.database_config.engine()).dispose()
+
+    def stored() -> tuple[int, int]:
+        with sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///")) as plain:
+            return (plain.execute("SELECT count(*) FROM events").fetchone()[0],
+                    plain.execute("SELECT count(*) FROM event_resources").fetchone()[0])
+
+    same_id = uuid.uuid4()
+    with monkeypatch.context() as patched:  # every resource row the same id: the second resource row fails
+        patched.setattr(fastevents.uuid, "uuid4", lambda: same_id)
+        with pytest.raises(sa.exc.IntegrityError):
+            asyncio.run(persist(events))
+    assert stored() == (0, 0)  # nothing of the failed batch (autocommitted rows would have stayed)
+
+    asyncio.run(persist(events))
+    assert stored() == (6, 6 * 3)
+
+
 def _client_event(index: int, related: int) -> dict:
     return {"id": str(uuid.UUID(int=index + 1)), "occurred": (BASE + timedelta(seconds=index)).isoformat(),
             "event": "aodncore.file." + ("published", "quarantined")[index % 2],
@@ -216,8 +257,30 @@ def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
     monkeypatch.delenv(fastevents.ENV_FAST_EVENTS)
     assert fastevents.install() is True
     assert database._write_sqlite_events is fastevents.write_sqlite_events
-    assert task_run_recorder.consumer.__wrapped__ is not None
+    assert getattr(task_run_recorder.consumer, "aodncore_task_run_filter", False)
     assert Event.receive is fastevents.receive_event
+    installed = task_run_recorder.consumer
+    assert fastevents.install() is True and task_run_recorder.consumer is installed  # not wrapped twice
+    _the_installed_recorder_parses_task_run_events_only(task_run_recorder)
+
+
+def _the_installed_recorder_parses_task_run_events_only(task_run_recorder) -> None:
+    """Prefect's own recorder handler, reached through what ``install`` put in its place: data that is not JSON
+    fails only where the recorder parses it (a task-run event, or one it cannot name)."""
+    from prefect.server.utilities.messaging.memory import MemoryMessage
+
+    async def feed() -> list[str]:
+        parsed = []
+        async with task_run_recorder.consumer(write_batch_size=10, flush_every=60) as handle:
+            for name in ("aodncore.file.published", "prefect.flow-run.Running", "prefect.task-run.Completed", None):
+                attributes = {"id": "1"} if name is None else {"event": name, "id": "1"}
+                try:
+                    await handle(MemoryMessage(b"not json", attributes))
+                except ValueError:  # pydantic's ValidationError: Prefect's handler parsed it
+                    parsed.append(str(name))
+        return parsed
+
+    assert asyncio.run(feed()) == ["prefect.task-run.Completed", "None"]
 
 
 @pytest.mark.timeout(600)

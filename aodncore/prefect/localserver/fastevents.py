@@ -11,6 +11,11 @@ two parts of that are pure overhead that this module removes, in the background 
   skipped with their resources, every other event gets its row and one ``event_resources`` row per resource
   (primary and related), all in the caller's transaction. An id twice in one call is stored once (Prefect's writer
   stores the first when the two land in different parameter batches, and fails the flush when they share one).
+  The event persister's session begins no transaction, and Prefect's SQLite connections autocommit then (a BEGIN
+  is sent only when ``SQLITE_BEGIN_MODE`` is set): Prefect's multi-row statements are a transaction each, but an
+  ``executemany`` would commit every row — five commits per file event, ~200 KiB written to the WAL. The writer
+  therefore begins one (``IMMEDIATE``) transaction when the session has none, which the persister's ``commit()``
+  ends: a flush is one commit, and all-or-nothing.
 * **Receiving an event** (``Event.receive``, ``POST /events`` and ``/events/in``): Prefect dumps the event it has
   just validated and validates the dump again as a ``ReceivedEvent`` (~0.15–0.19 ms per event);
   :func:`receive_event` builds the same ``ReceivedEvent`` from the validated fields (same values, same nested
@@ -20,7 +25,8 @@ two parts of that are pure overhead that this module removes, in the background 
   the writer's CPU); the stored values are the same kind (the insert time, UTC, per row).
 * **The task-run recorder** parses every event on the bus and then drops all but ``prefect.task-run.*``: its
   handler is given only those (the bus message carries the event name as an attribute, so others are dropped
-  before parsing).
+  before parsing). (Until session 6 this was never installed: the check for an earlier install looked for
+  ``__wrapped__``, which Prefect's own ``asynccontextmanager``-decorated ``consumer`` has too.)
 
 * **The event persister's batches**: 200 events per transaction (Prefect: 20) and a flush at least every second
   (Prefect: 5 s), so a commit serves ten times as many events and a small run's events are readable sooner
@@ -66,7 +72,24 @@ _TASK_RUN_EVENTS = "prefect.task-run"
 
 
 async def write_sqlite_events(session: Any, events: list[Any]) -> None:
-    """Store ``events`` (``ReceivedEvent``) as Prefect's SQLite writer does, with ``executemany`` inserts."""
+    """Store ``events`` (``ReceivedEvent``) as Prefect's SQLite writer does, with ``executemany`` inserts, in one
+    transaction (the caller commits it, as the event persister does)."""
+    from prefect.server.database.configurations import SQLITE_BEGIN_MODE
+
+    if session.in_transaction():
+        await _write_sqlite_events(session, events)
+        return
+    # Prefect's SQLite connections autocommit unless a BEGIN mode is set when the session begins; the persister's
+    # session sets none, so each row of an ``executemany`` would be a transaction of its own (five commits per
+    # file event, each rewriting the pages of nine indexes). IMMEDIATE: the first statement is a read.
+    token = SQLITE_BEGIN_MODE.set("IMMEDIATE")
+    try:
+        await _write_sqlite_events(session, events)
+    finally:
+        SQLITE_BEGIN_MODE.reset(token)
+
+
+async def _write_sqlite_events(session: Any, events: list[Any]) -> None:
     import sqlalchemy as sa
     from prefect.server.database import provide_database_interface
 
@@ -136,6 +159,7 @@ def _only_task_run_events(consumer: Any) -> Any:
             yield handle
 
     filtered_consumer.__wrapped__ = consumer  # type: ignore[attr-defined]
+    filtered_consumer.aodncore_task_run_filter = True  # type: ignore[attr-defined]
     return filtered_consumer
 
 
@@ -156,16 +180,19 @@ def install() -> bool:
         logger.info("%s=0: Prefect's own event writer and task-run recorder kept", ENV_FAST_EVENTS)
         return False
     version = prefect.__version__
+    from prefect.server.database import configurations
     from prefect.server.events.schemas.events import Event
     from prefect.server.events.storage import database
     from prefect.server.services import task_run_recorder
 
     if version not in VERIFIED_PREFECT_VERSIONS or not hasattr(database, "_write_sqlite_events") or \
-            not hasattr(task_run_recorder, "consumer") or not callable(getattr(Event, "receive", None)):
+            not hasattr(task_run_recorder, "consumer") or not callable(getattr(Event, "receive", None)) or \
+            not hasattr(configurations, "SQLITE_BEGIN_MODE"):
         logger.info("Prefect %s: its own event writer and task-run recorder kept (aodncore's were verified for %s)",
                     version, ", ".join(sorted(VERIFIED_PREFECT_VERSIONS)))
         return False
-    if getattr(task_run_recorder.consumer, "__wrapped__", None) is None:
+    # (not ``__wrapped__``: Prefect's own ``consumer`` has one too, from ``asynccontextmanager``)
+    if not getattr(task_run_recorder.consumer, "aodncore_task_run_filter", False):
         task_run_recorder.consumer = _only_task_run_events(task_run_recorder.consumer)
     database._write_sqlite_events = write_sqlite_events
     Event.receive = receive_event
