@@ -242,6 +242,12 @@ def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
     monkeypatch.setattr(database, "_write_sqlite_events", database._write_sqlite_events)
     monkeypatch.setattr(task_run_recorder, "consumer", task_run_recorder.consumer)
     monkeypatch.setattr(Event, "receive", Event.receive)
+    from prefect.server.events.messaging import EventPublisher
+    from prefect.server.events.services import event_persister
+
+    for name in ("publish_event", "publish_data"):  # fastbus, installed with these
+        monkeypatch.setattr(EventPublisher, name, getattr(EventPublisher, name))
+    monkeypatch.setattr(event_persister, "ReceivedEvent", event_persister.ReceivedEvent)
     monkeypatch.setattr(prefect, "__version__", "3.99.0")
     caplog.set_level("INFO", logger="aodncore.prefect.localserver")
     before = database._write_sqlite_events
@@ -303,6 +309,7 @@ def test_a_run_against_the_background_server_records_task_runs_and_file_events(t
         assert result.returncode in (0, 1), result.stderr
         state = read_state(ServerPaths(home))
         assert "events stored with executemany inserts" in server_log(home)
+        assert "events handed to the event persister already parsed" in server_log(home)
         run = api(state, "/flow_runs/filter", {})[0]
         tasks = api(state, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
         assert tasks and {task["state_type"] for task in tasks} == {"COMPLETED"}

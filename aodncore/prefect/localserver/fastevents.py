@@ -32,6 +32,8 @@ two parts of that are pure overhead that this module removes, in the background 
   (Prefect: 5 s), so a commit serves ten times as many events and a small run's events are readable sooner
   (:data:`PERSISTER_DEFAULTS`, public Prefect settings; the user's own values win).
 
+:func:`install` also installs :mod:`.fastbus` (events handed to the persister already parsed; its own switch).
+
 The first three replace private Prefect names, so they are installed only for the Prefect versions they were verified
 against (:data:`VERIFIED_PREFECT_VERSIONS`; ``tests/test_localserver_fastevents.py`` compares the stored rows and
 the events read back with Prefect's own writer). Any other version keeps Prefect's own code and the server log says
@@ -198,4 +200,7 @@ def install() -> bool:
     Event.receive = receive_event
     logger.info("Prefect %s: events stored with executemany inserts, received without a second validation; "
                 "task-run recorder given task-run events only", version)
+    from aodncore.prefect.localserver import fastbus
+
+    fastbus.install()
     return True

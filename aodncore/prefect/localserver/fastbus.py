@@ -1,0 +1,122 @@
+"""Events on the background server's in-memory bus handed to the event persister already parsed.
+
+Every event the server receives (``POST /events``, ``/events/in``, its own state-change events) is a
+``ReceivedEvent`` that :class:`prefect.server.events.messaging.EventPublisher` serialises to JSON for the bus; each
+subscriber gets a copy of the message, and the event persister parses the JSON back into a ``ReceivedEvent``
+(``model_validate_json``: ~0.1–0.2 ms per event in the server, pendulum-backed date validation and a settings
+look-up per label). In this one process the parsed event already exists, so:
+
+* :func:`install` wraps ``EventPublisher.publish_event`` / ``publish_data``: the message's data is the same JSON
+  bytes, as an :class:`EventJSON` (a ``bytes`` subclass) that also carries the event it was made from. Copies of the
+  message (the memory broker's ``deepcopy`` per subscription, a dead-letter write) see plain immutable bytes.
+* the persister's module sees :class:`PersisterEvents` as ``ReceivedEvent``: its ``model_validate_json`` returns the
+  carried event for such bytes and parses anything else exactly as Prefect does (messages from elsewhere, e.g. the
+  ephemeral ``EventsPipeline``). The persister only reads events (it stores their rows), and the publisher is done
+  with the event once it is on the bus; the rows stored are the same
+  (``tests/test_localserver_fastbus.py`` runs Prefect's persister handler on both and compares the rows and the
+  events read back).
+
+Other subscribers (the task-run recorder, the websocket distributor, triggers when a user turns them on) parse as
+before. Version-gated with :mod:`.fastevents` (:data:`~.fastevents.VERIFIED_PREFECT_VERSIONS`), installed by
+:func:`aodncore.prefect.localserver.fastevents.install`; ``AODNCORE_SERVER_FAST_BUS=0`` (or
+``AODNCORE_SERVER_FAST_EVENTS=0``) keeps Prefect's own code, and ``server.log`` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextvars import ContextVar
+from typing import Any
+
+__all__ = ["ENV_FAST_BUS", "EventJSON", "PersisterEvents", "install"]
+
+logger = logging.getLogger("aodncore.prefect.localserver")
+
+ENV_FAST_BUS = "AODNCORE_SERVER_FAST_BUS"
+
+_OFF = ("0", "false", "no", "off")
+
+_publishing: ContextVar[Any] = ContextVar("aodncore_publishing_event", default=None)
+
+
+class EventJSON(bytes):
+    """A bus message's data: the event's JSON bytes, unchanged, carrying the ``ReceivedEvent`` they encode."""
+
+    event: Any = None
+
+    def __copy__(self) -> EventJSON:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> EventJSON:
+        return self  # immutable bytes; the carried event is only read
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return bytes, (bytes(self),)  # pickled as the plain bytes
+
+
+class PersisterEvents:
+    """Stands in for ``ReceivedEvent`` in the event persister's module: the carried event, or Prefect's parse."""
+
+    @staticmethod
+    def model_validate_json(data: Any, *args: Any, **kwargs: Any) -> Any:
+        from prefect.server.events.schemas.events import ReceivedEvent
+
+        if type(data) is EventJSON and data.event is not None and not args and not kwargs:
+            return data.event
+        return ReceivedEvent.model_validate_json(data, *args, **kwargs)
+
+
+def _wrap_publish_event(original: Any) -> Any:
+    async def publish_event(self: Any, event: Any) -> None:
+        token = _publishing.set(event)
+        try:
+            await original(self, event)
+        finally:
+            _publishing.reset(token)
+
+    publish_event.aodncore_fast_bus = True  # type: ignore[attr-defined]
+    publish_event.__wrapped__ = original  # type: ignore[attr-defined]
+    return publish_event
+
+
+def _wrap_publish_data(original: Any) -> Any:
+    async def publish_data(self: Any, data: bytes, attributes: Any) -> None:
+        event = _publishing.get()
+        if event is not None and type(data) is bytes and (attributes or {}).get("id") == str(event.id):
+            data = EventJSON(data)
+            data.event = event
+        await original(self, data, attributes)
+
+    publish_data.aodncore_fast_bus = True  # type: ignore[attr-defined]
+    publish_data.__wrapped__ = original  # type: ignore[attr-defined]
+    return publish_data
+
+
+def install() -> bool:
+    """Install the hand-off in this (server) process when the installed Prefect was verified; True if done."""
+    import prefect
+
+    from aodncore.prefect.localserver.fastevents import VERIFIED_PREFECT_VERSIONS
+
+    if os.environ.get(ENV_FAST_BUS, "1").strip().lower() in _OFF:
+        logger.info("%s=0: the event persister parses every bus message itself", ENV_FAST_BUS)
+        return False
+    from prefect.server.events.messaging import EventPublisher
+    from prefect.server.events.schemas.events import ReceivedEvent
+    from prefect.server.events.services import event_persister
+
+    version = prefect.__version__
+    persister_type = getattr(event_persister, "ReceivedEvent", None)
+    if version not in VERIFIED_PREFECT_VERSIONS or persister_type not in (ReceivedEvent, PersisterEvents) or \
+            not callable(getattr(EventPublisher, "publish_event", None)) or \
+            not callable(getattr(EventPublisher, "publish_data", None)):
+        logger.info("Prefect %s: the event persister parses every bus message itself (aodncore's hand-off was "
+                    "verified for %s)", version, ", ".join(sorted(VERIFIED_PREFECT_VERSIONS)))
+        return False
+    if not getattr(EventPublisher.publish_event, "aodncore_fast_bus", False):
+        EventPublisher.publish_event = _wrap_publish_event(EventPublisher.publish_event)
+        EventPublisher.publish_data = _wrap_publish_data(EventPublisher.publish_data)
+    event_persister.ReceivedEvent = PersisterEvents
+    logger.info("Prefect %s: events handed to the event persister already parsed", version)
+    return True
