@@ -72,6 +72,8 @@ async def _write_and_dump(url: str, writer, batches: list[list]) -> tuple[list, 
     for row in [*events, *resources]:  # the insert time, per row, from either writer
         assert row["created"] is not None and row["updated"] is not None
     assert len({row["id"] for row in resources}) == len(resources)
+    if writer is not database._write_sqlite_events:  # ours: time-ordered resource ids (Prefect's uuid7)
+        assert {row["id"].version for row in resources} == {7}
     return ([{k: v for k, v in row.items() if k not in skip} for row in events],
             [{k: v for k, v in row.items() if k not in skip | {"id"}} for row in resources],
             [{k: v for k, v in row.items() if k != "recorded"} for row in read_back])
@@ -149,12 +151,14 @@ def test_the_writer_stores_the_persisters_batch_in_one_transaction(tmp_path, mon
 
     def stored() -> tuple[int, int]:
         with sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///")) as plain:
-            return (plain.execute("SELECT count(*) FROM events").fetchone()[0],
-                    plain.execute("SELECT count(*) FROM event_resources").fetchone()[0])
+            ids = [row[0] for row in plain.execute("SELECT id FROM event_resources ORDER BY rowid")]
+            stamps = [row_id[:13] for row_id in ids]  # uuid7: the millisecond first, so each row goes to the
+            assert stamps == sorted(stamps)  # end of the primary-key index, not to a random page of it
+            return plain.execute("SELECT count(*) FROM events").fetchone()[0], len(ids)
 
     same_id = uuid.uuid4()
     with monkeypatch.context() as patched:  # every resource row the same id: the second resource row fails
-        patched.setattr(fastevents.uuid, "uuid4", lambda: same_id)
+        patched.setattr(fastevents, "_new_resource_id", lambda: same_id)
         with pytest.raises(sa.exc.IntegrityError):
             asyncio.run(persist(events))
     assert stored() == (0, 0)  # nothing of the failed batch (autocommitted rows would have stayed)

@@ -22,7 +22,9 @@ two parts of that are pure overhead that this module removes, in the background 
   types, same set fields; ``received`` as given, else now).
 * **Row defaults**: each row's ``created``/``updated`` (and a resource row's ``id``) are given in the rows, from
   the standard library's clock (Prefect's column defaults call pendulum's ``now()`` per column per row: ~20 % of
-  the writer's CPU); the stored values are the same kind (the insert time, UTC, per row).
+  the writer's CPU); the stored values are the same kind (the insert time, UTC, per row). A resource row's id is a
+  uuid7 (time-ordered; Prefect's default is a uuid4): with random ids every row dirtied a random page of the
+  primary-key index, ~5× the WAL written per event once the table holds some tens of thousands of rows.
 * **The task-run recorder** parses every event on the bus and then drops all but ``prefect.task-run.*``: its
   handler is given only those (the bus message carries the event name as an attribute, so others are dropped
   before parsing). (Until session 6 this was never installed: the check for an earlier install looked for
@@ -45,7 +47,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -114,12 +115,21 @@ async def _write_sqlite_events(session: Any, events: list[Any]) -> None:
         row["created"] = row["updated"] = datetime.now(UTC)
         rows.append(row)
         for resource_row in event.as_database_resource_rows():
-            resource_row["id"] = uuid.uuid4()
+            resource_row["id"] = _new_resource_id()
             resource_row["created"] = resource_row["updated"] = datetime.now(UTC)
             resource_rows.append(resource_row)
     await session.execute(sa.insert(db.Event.__table__), rows)
     if resource_rows:
         await session.execute(sa.insert(db.EventResource.__table__), resource_rows)
+
+
+def _new_resource_id() -> Any:
+    """A resource row's id: a uuid7 (Prefect's own generator), so ids are time-ordered and each insert lands at the
+    end of the table's primary-key index instead of on a random page of it (Prefect's column default is a uuid4;
+    the id is internal to the table, never part of an event)."""
+    from prefect._internal.uuid7 import uuid7
+
+    return uuid7()
 
 
 @functools.cache
