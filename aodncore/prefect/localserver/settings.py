@@ -11,6 +11,8 @@
   process; Linux only).
 * ``AODNCORE_SERVER_FAST_EVENTS`` (default ``1``): ``0`` keeps Prefect's own event writer and task-run recorder in
   the background server (see :mod:`.fastevents`).
+* ``AODNCORE_SERVER_FAST_BUS`` (default ``1``): ``0`` makes the event persister parse every bus message itself
+  (see :mod:`.fastbus`; off with ``AODNCORE_SERVER_FAST_EVENTS=0`` too).
 * ``AODNCORE_SERVER_FAST_LOGS`` (default ``1``): ``0`` keeps Prefect's own log writer in the background server
   (see :mod:`.fastlogs`).
 
