@@ -15,10 +15,6 @@ from .base import IngestRecord, schema_statements
 
 __all__ = ["SqliteIngestRecord"]
 
-CACHE_KIB = 512
-"""Page cache per connection (one per thread), KiB: SQLite's default (2 MiB) made a run's memory grow ~2 KiB per
-file recorded until the caches filled (BENCHMARKS.md, memory fifth pass); look-ups go by index, in batches."""
-
 
 class SqliteIngestRecord(IngestRecord):
     """The ingest record in a SQLite database file (created with its folder if missing).
@@ -45,14 +41,11 @@ class SqliteIngestRecord(IngestRecord):
         if self._readonly:
             # immutable while no writer is active (no -wal file): reads the file as it is and creates nothing
             mode = "ro" if Path(f"{self.path}-wal").exists() else "ro&immutable=1"
-            connection = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode={mode}", uri=True,
-                                         timeout=self._timeout, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            return connection
+            return sqlite3.connect(f"{self.path.absolute().as_uri()}?mode={mode}", uri=True, timeout=self._timeout,
+                                   isolation_level=None, check_same_thread=False)
         connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
                                      check_same_thread=False)
         connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-        connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         return connection
