@@ -331,6 +331,7 @@ def test_a_run_against_the_background_server_records_task_runs_and_file_events(t
             assert {"handler", "flow-run"} <= roles, json.dumps(event)
             assert event["resource"]["prefect.resource.id"].startswith(landing.as_uri())
         assert len({event["id"] for event in events}) == len(events) == 2
+        assert {uuid.UUID(event["id"]).version for event in events} == {7}  # time-ordered, as Prefect's own
     finally:
         assert_nothing_left(home)
 
