@@ -165,3 +165,20 @@ def warmed_checks() -> list[tuple[str, ...]]:
     from aodncore.pipeline.steps import checklimits
 
     return sorted(checklimits._warmed)
+
+
+RUN_SPECIFIC_KEYS = ("ingest_id", "started", "finished", "duration")
+"""Outcome keys that differ between two runs of the same files (ids and times)."""
+
+
+def comparable_outcomes(outcomes: list[dict]) -> list[dict]:
+    """``outcomes`` (dicts) without their run-specific keys, for comparing two runs of the same files."""
+    return [{key: value for key, value in outcome.items() if key not in RUN_SPECIFIC_KEYS} for outcome in outcomes]
+
+
+def aodncore_lines(records: list[logging.LogRecord], plain) -> list[tuple[str, str, str]]:
+    """(logger, level, message made ``plain``) of aodncore's records, without those that happen once per process
+    (so only in the first of two runs): the check fast path's warm-up, the capped calls' fork host starting."""
+    return [(r.name, r.levelname, plain(r.getMessage())) for r in records
+            if r.name.startswith("aodncore") and r.name != "aodncore.checks.ccfast"
+            and not (r.name == "aodncore.util.capped" and r.getMessage().startswith("started fork host"))]

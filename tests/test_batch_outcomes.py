@@ -132,6 +132,15 @@ def _lists_returned(monkeypatch):
     monkeypatch.setattr(flows, "_run_batches_here", returning_lists)
 
 
+def _fresh_landing(tmp_path, published: int):
+    """A new landing folder of ``published`` good files (and the refused and ignored ones), a new empty base."""
+    landing, base = tmp_path / "landing", tmp_path / "base"
+    shutil.rmtree(landing, ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
+    _landing(landing, published)
+    return landing, base
+
+
 @pytest.mark.prefect
 def test_a_multi_batch_run_with_two_workers_gives_the_same_result_table_and_state_as_returned_lists(
         prefect_harness, tmp_path, monkeypatch):
@@ -142,10 +151,7 @@ def test_a_multi_batch_run_with_two_workers_gives_the_same_result_table_and_stat
     for how in ("folded", "lists"):
         if how == "lists":
             _lists_returned(monkeypatch)
-        landing, base = tmp_path / "landing", tmp_path / "base"
-        shutil.rmtree(landing, ignore_errors=True)
-        shutil.rmtree(base, ignore_errors=True)
-        _landing(landing, published)
+        landing, base = _fresh_landing(tmp_path, published)
         state = ingest_landing(str(landing), base_dir=str(base), settle_seconds=0, workers=2, return_state=True)
         result = state.result()
         rows = [{key: value for key, value in row.items() if key != "error"} for row in _table(state)]
@@ -168,10 +174,7 @@ def test_the_cli_prints_the_same_with_and_without_the_fold(tmp_path, capsys, mon
     for how in ("folded", "lists"):
         if how == "lists":
             _lists_returned(monkeypatch)
-        landing, base = tmp_path / "landing", tmp_path / "base"
-        shutil.rmtree(landing, ignore_errors=True)
-        shutil.rmtree(base, ignore_errors=True)
-        _landing(landing, LISTED_PER_REASON + 2)
+        landing, base = _fresh_landing(tmp_path, LISTED_PER_REASON + 2)
         code = main(["ingest", str(landing), "--base-dir", str(base), "--settle", "0", "--workers", "2"])
         # the error-store folder of an attempt names its time and a random id
         printed[how] = (code, ATTEMPT.sub("<attempt>", capsys.readouterr().out).splitlines())
@@ -215,7 +218,7 @@ def _outcomes_alive_at_the_last_file(tmp_path, files: int) -> int:
     """How many ``FileOutcome`` objects are alive when the last file of a 2-worker flow run has finished."""
     import gc
 
-    from aodncore.ingest import progress
+    from aodncore.ingest import LandingObject, progress
     from aodncore.ingest.record import RecordWriter
     from aodncore.prefect.flows import ingest_landing
 
@@ -234,9 +237,12 @@ def _outcomes_alive_at_the_last_file(tmp_path, files: int) -> int:
                 gc.collect()
                 things = gc.get_objects()
                 # the ingest-record writer holds the outcomes it has not written yet (its batch: at most 200, or
-                # half a second's worth); not the run's held state
+                # half a second's worth), queued or in a write under way, as (object, outcome) pairs; not the run's
+                # held state
                 unwritten = {id(outcome) for thing in things if isinstance(thing, RecordWriter)
                              for _, outcome in list(thing._pending)}
+                unwritten |= {id(thing[1]) for thing in things if isinstance(thing, tuple) and len(thing) == 2
+                              and isinstance(thing[0], LandingObject) and isinstance(thing[1], FileOutcome)}
                 seen["alive"] = sum(isinstance(thing, FileOutcome) and id(thing) not in unwritten for thing in things)
 
     progress.add_listener(listener)

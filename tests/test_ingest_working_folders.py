@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ingest_helpers import BAD_NC, GOOD_FILES, HANDLER_PREFIX, IMOS_DIR
+from ingest_helpers import BAD_NC, GOOD_FILES, HANDLER_PREFIX, IMOS_DIR, aodncore_lines, comparable_outcomes
 
 from aodncore.ingest import list_landing
 from aodncore.ingest import quarantine as quarantine_module
@@ -76,11 +76,8 @@ def _run(tmp_path: Path, tag: str, reuse: bool, handler: str | None, caplog, mon
     def plain(text: str) -> str:
         return _RANDOM.sub("<id>", text.replace(str(tmp_path / tag), ""))
 
-    for outcome in outcomes:
-        for key in ("ingest_id", "started", "finished", "duration"):
-            outcome.pop(key, None)
-    lines = [(r.name, r.levelname, plain(r.getMessage())) for r in caplog.records
-             if r.name.startswith("aodncore") and r.name != "aodncore.checks.ccfast"]  # its warm-up: once a process
+    outcomes = comparable_outcomes(outcomes)
+    lines = aodncore_lines(caplog.records, plain)
     stores = sorted((plain(str(p.relative_to(base))), hashlib.sha256(p.read_bytes()).hexdigest())
                     for p in base.rglob("*") if p.is_file() and "ingest" not in p.name and p.suffix != ".json")
     sidecars = sorted(_MOMENT.sub("<time>", plain(p.read_text())) for p in base.rglob("*.json")
