@@ -29,27 +29,24 @@ an S3 event; secrets are refused as parameters (:mod:`aodncore.prefect.credentia
 
 from __future__ import annotations
 
-import heapq
 import logging
 import tempfile
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from prefect import Flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 
 from aodncore.ingest import progress
 from aodncore.ingest.configure import build_settings
 from aodncore.ingest.names import shown
 from aodncore.ingest.outcome import FAILED, IGNORED, PUBLISHED, QUARANTINED, SKIPPED, WAITING, FileOutcome
-from aodncore.ingest.parallel import ProcessIngestPool, available_cores
+from aodncore.ingest.parallel import available_cores
 from aodncore.ingest.plan import ALREADY_INGESTED, TODO, PlanItem, plan_landing, resolve_settle_seconds
 from aodncore.ingest.record import IngestRecord, RecordWriter, new_owner_id
 from aodncore.ingest.report import RunReport
@@ -60,21 +57,19 @@ from aodncore.ingest.sources import LandingObject
 from aodncore.limits import LANDING_SETTLE_SECONDS
 from aodncore.prefect import clienttls
 from aodncore.prefect.artifacts import create_failure_summary, create_result_table, sanitise_key
+from aodncore.prefect.batchrun import MAX_WORKERS, plan_batches
+from aodncore.prefect.batchrun import run_batches_here as _run_batches_here
 from aodncore.prefect.credentials import refuse_secrets_in_parameters, run_credentials
 from aodncore.prefect.daskrun import LOCAL_CLUSTER, MAX_DASK_BATCHES, run_batches_on_dask
 from aodncore.prefect.fileevents import FileEventEmitter
 from aodncore.prefect.logbridge import context_thread_pool, forward_library_logs
 from aodncore.prefect.states import IngestRunFailed, final_state
-from aodncore.prefect.tasks import ingest_batch_task
 
 __all__ = ["MAX_FAILURE_REPORTS", "MAX_WORKERS", "IngestFlow", "ingest_file", "ingest_landing", "plan_batches"]
 
 MAX_FAILURE_REPORTS = 20
 """Refused or failed files reported in full in a run's failure report (the rest are counted; the table lists
 every file)."""
-
-MAX_WORKERS = 16
-"""At most this many batches (and worker processes) per run, except on an existing Dask cluster."""
 
 IN_PROGRESS_ELSEWHERE = "in progress elsewhere (claimed by another run)"
 
@@ -109,18 +104,6 @@ class IngestFlow(Flow):
     def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
         refuse_secrets_in_parameters(parameters)
         return super().serialize_parameters(parameters)
-
-
-def plan_batches(objects: Sequence[LandingObject], batches: int) -> list[list[LandingObject]]:
-    """Split objects into at most ``batches`` lists of similar total size (largest first, to the lightest)."""
-    batches = max(1, min(batches, len(objects)))
-    heap: list[tuple[int, int]] = [(0, index) for index in range(batches)]
-    planned: list[list[LandingObject]] = [[] for _ in range(batches)]
-    for obj in sorted(objects, key=lambda o: o.size, reverse=True):
-        load, index = heapq.heappop(heap)
-        planned[index].append(obj)
-        heapq.heappush(heap, (load + max(obj.size, 1), index))
-    return [sorted(batch, key=lambda o: o.uri) for batch in planned if batch]
 
 
 def _flow_run_id() -> str | None:
@@ -394,50 +377,6 @@ class _InPlanOrder:
                 head = head.result()
             self._pending.popleft()
             self.result.add(head)
-
-
-def _run_batches_here(
-    todo: list[LandingObject],
-    settings: IngestSettings,
-    workers: int,
-    *,
-    on_outcome: Callable[[int, FileOutcome], None] | None = None,
-) -> list[FileOutcome] | dict[str, int]:
-    """``ingest-batch`` tasks on the flow's thread pool, the files themselves in a ``ProcessIngestPool``.
-
-    Returns the outcomes in batch order; with ``on_outcome`` each is handed to it instead, as ``(batch index,
-    outcome)`` when its file finishes (in batch order within a batch), and the count per status is returned.
-
-    With a pool there are twice as many batches as worker processes, so a worker that finishes early takes the
-    next file of another batch (the pool queues them) instead of idling at the end of the run. Without a pool
-    (one worker or one file) there is exactly one batch: netCDF work must never run in two threads at once.
-    The pool starts workers on demand (never more than files) and leaves them to the next run of this process
-    (:mod:`aodncore.ingest.keptpools`), so it is sized by ``workers`` alone: runs of any size share it.
-    """
-    outcomes: list[FileOutcome] = []
-    counts: Counter[str] = Counter()
-    with ExitStack() as stack:
-        pool = None
-        batch_count = 1
-        if len(todo) > 1 and workers > 1:
-            pool = stack.enter_context(ProcessIngestPool(settings, workers=workers))
-            batch_count = min(MAX_WORKERS, 2 * workers)
-        # quote(): Prefect would otherwise walk every object of the batch and the settings (twice per task run)
-        # looking for futures to wait for; there are none
-        futures = [
-            ingest_batch_task.submit(quote(batch), quote(settings), batch_label=str(index), pool=quote(pool),
-                                     on_outcome=quote(partial(on_outcome, index)) if on_outcome else None)
-            for index, batch in enumerate(plan_batches(todo, batch_count))
-        ]
-        for future in futures:
-            returned = future.result(raise_on_failure=False)  # a Failed batch still returns its outcomes
-            if isinstance(returned, BaseException):
-                raise returned
-            if on_outcome is None:
-                outcomes.extend(returned)
-            else:
-                counts.update(returned)
-    return outcomes if on_outcome is None else dict(counts)
 
 
 def _dask_address(value: str | None) -> str | None:
