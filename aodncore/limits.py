@@ -28,6 +28,8 @@ __all__ = [
     "ARCHIVE_MAX_RATIO",
     "ARCHIVE_MAX_TOTAL_BYTES",
     "ARCHIVE_RATIO_THRESHOLD_BYTES",
+    "CAPPED_CHILD_GROWTH_SLACK_BYTES",
+    "CAPPED_CHILD_MAX_CALLS",
     "CHECK_MEMORY_BYTES",
     "CHECK_TIMEOUT_SECONDS",
     "CLI_SETTLE_SECONDS",
@@ -101,6 +103,16 @@ CHECK_MEMORY_BYTES = Limit(
 CHECK_TIMEOUT_SECONDS = Limit(
     LIMITS_SECTION, "check_timeout_seconds", 300, "seconds",
     "Wall-clock time the compliance checks of one file may take; 0 = no cap.")
+
+#: A long-lived capped child (pool workers, the fork host: :mod:`aodncore.util.cappedchild`) is replaced after this
+#: many calls: bounds what no measurement sees (fragmentation, caches filled by earlier files) at one fork per
+#: this many checked files. Not configurable (a process-level mechanism, not a pipeline's setting).
+CAPPED_CHILD_MAX_CALLS = 200
+
+#: ... and once its peak address space exceeds its address space at fork time by more than this (at most a quarter
+#: of the memory cap), so that every call's memory cap stays "this much over a warm process" within this margin.
+#: Checking the test suite's IMOS files with ``cf:1.6`` grows a warm child by a few MiB in its first calls, then not.
+CAPPED_CHILD_GROWTH_SLACK_BYTES = 64 * MiB
 
 # -- manifests ----------------------------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from aodncore.ingest.logbatch import LogBatch
 from aodncore.ingest.outcome import FAILED, FileOutcome
 from aodncore.ingest.runner import IngestSettings, ingest_object, record_outcome
 from aodncore.ingest.sources import LandingObject
+from aodncore.util import capped
 
 __all__ = ["ProcessIngestPool", "adopt_inherited_fork_server", "available_cores", "combine_records",
            "start_fork_server"]
@@ -135,6 +136,7 @@ def _init_worker(level: int, environ: dict[str, str] | None = None, combine_logs
     library_logger = logging.getLogger("aodncore")
     library_logger.setLevel(level)
     library_logger.propagate = False
+    capped.reuse_child()  # aodncore's own process: its capped checks share a long-lived child (util.cappedchild)
 
 
 def _run_settings(run: str, settings_blob: bytes) -> IngestSettings:

@@ -14,6 +14,17 @@ How the child is made
       module-level objects; the caller's current environment variables travel with each call. What the caller
       changed in its own memory (a monkeypatched function, a class registered at run time) is not seen there.
 
+A child per call, or one child for many calls
+    In processes aodncore controls — the worker processes of the ingest pool (kept pools included) and the fork
+    host — the capped child is **long-lived** (:class:`aodncore.util.cappedchild.ReusedChild`): forked once, warm,
+    it runs the calls one at a time, each under its own caps, and is replaced after a call that hit a cap or
+    crashed, after a number of calls, or once it has grown (see that module). It sees the memory of its fork,
+    with the caller's environment and working folder travelling per call — as the fork host always did — and a
+    call with another ``key``, memory cap or ``prepare`` gets a new child. Everywhere else (a classic
+    ``HandlerBase.run()`` script, a test, a notebook: code that may monkeypatch a check or register a suite at
+    run time) each call gets a **fresh fork**, which sees the caller's memory as it is now. Such a process opts
+    in with :func:`reuse_child`; ``AODNCORE_CAPPED_CHILD_REUSE=0`` switches reuse off everywhere (operators).
+
 ``prepare`` (e.g. a warm-up function) runs in the process that forks, before forking, so children start warm.
 The result is :class:`CappedResult`; the caller decides what a limit or a crash means for its data.
 """
@@ -21,7 +32,6 @@ The result is :class:`CappedResult`; the caller decides what a limit or a crash 
 from __future__ import annotations
 
 import atexit
-import faulthandler
 import logging
 import os
 import pickle
@@ -37,13 +47,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CappedResult", "run_capped"]
+from aodncore.util.cappedchild import (
+    ChildUnavailable,
+    ReusedChild,
+    address_space,
+    die_with_parent,
+    pickled_outcome,
+    quieten,
+    run_outcome,
+    write_all,
+)
+
+__all__ = ["REUSE_ENV", "CappedResult", "reuse_child", "run_capped"]
 
 logger = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("!Q")
-#: share of the memory cap whose use marks an exception as caused by the cap (allocations fail near it)
-_NEAR_CAP = 0.9
+#: set to ``0`` (or ``false``/``no``/``off``) to give every capped call a freshly forked child, as before
+REUSE_ENV = "AODNCORE_CAPPED_CHILD_REUSE"
 
 
 @dataclass(frozen=True)
@@ -60,77 +81,25 @@ class CappedResult:
         return self.status == "ok"
 
 
-# -- the capped child ----------------------------------------------------------------------------------------------
-
-def _address_space() -> int | None:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _peak_address_space() -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmPeak:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this process when its parent dies (no orphaned capped child or fork host)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
+# -- a capped child per call ---------------------------------------------------------------------------------------
 
 def _child_main(function: Callable[..., Any], args: tuple, memory_bytes: int, write_fd: int) -> None:
     """In the forked child: quieten output, cap memory, run, send the outcome. Never returns."""
     status = 0
     try:
-        _die_with_parent()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(devnull, 1)  # a library printing or warning must not reach the console of the parent
-        os.dup2(devnull, 2)
-        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child ends with os._exit
-        faulthandler.disable()  # a crash is reported by the parent, not dumped on its console
-        logging.disable(logging.CRITICAL)
+        die_with_parent()
+        quieten()
         limit = None
-        baseline = _address_space()
+        baseline = address_space()
         if memory_bytes and baseline is not None:
             limit = baseline + memory_bytes
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        try:
-            outcome = ("ok", function(*args))
-        except MemoryError:
-            outcome = ("memory", None)
-        except BaseException as error:  # noqa: BLE001 - reported to the parent
-            peak = _peak_address_space()
-            near_cap = limit is not None and peak is not None and peak >= baseline + _NEAR_CAP * memory_bytes
-            outcome = ("memory", None) if near_cap else ("error", error)
-        try:
-            payload = pickle.dumps(outcome)
-        except Exception as error:  # noqa: BLE001 - e.g. an exception that cannot be pickled
-            payload = pickle.dumps(("error", RuntimeError(f"{type(error).__name__}: {error}")))
-        _write_all(write_fd, _LENGTH.pack(len(payload)) + payload)
+        payload = pickled_outcome(run_outcome(function, args, memory_bytes, baseline, limit))
+        write_all(write_fd, _LENGTH.pack(len(payload)) + payload)
     except BaseException:  # noqa: BLE001 - nothing may escape a forked child
         status = 70
     finally:
         os._exit(status)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _read_until(fd: int, deadline: float | None) -> tuple[bytes, bool]:
@@ -205,7 +174,8 @@ def _receive(stream: Any) -> Any:
 
 def _host_main() -> None:  # pragma: no cover - runs in the fork host process (exercised by the tests through it)
     """The fork host's loop: one request at a time, each run in a capped child forked from here."""
-    _die_with_parent()
+    die_with_parent()
+    reuse_child()  # the host is aodncore's own process: nothing monkeypatches it
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol stream
     while True:
@@ -214,13 +184,11 @@ def _host_main() -> None:  # pragma: no cover - runs in the fork host process (e
         except EOFError:
             return
         try:
-            function, args, memory_bytes, timeout_seconds, prepare, environ = pickle.loads(request)
+            function, args, memory_bytes, timeout_seconds, prepare, environ, key = pickle.loads(request)
             if environ != dict(os.environ):  # the caller's environment now (switches, credentials, data dirs)
                 os.environ.clear()
                 os.environ.update(environ)
-            if prepare is not None:
-                prepare()
-            result = _fork_and_wait(function, args, memory_bytes, timeout_seconds)
+            result = _run_here(function, args, memory_bytes, timeout_seconds, prepare, key)
         except BaseException as error:  # noqa: BLE001 - reported to the caller
             result = CappedResult("error", _picklable(error))
         _send(replies, result)
@@ -252,8 +220,8 @@ class _ForkHost:
         return process
 
     def call(self, function: Callable[..., Any], args: tuple, memory_bytes: int, timeout_seconds: float,
-             prepare: Callable[[], Any] | None) -> CappedResult:
-        request = pickle.dumps((function, args, memory_bytes, timeout_seconds, prepare, dict(os.environ)))
+             prepare: Callable[[], Any] | None, key: Any = None) -> CappedResult:
+        request = pickle.dumps((function, args, memory_bytes, timeout_seconds, prepare, dict(os.environ), key))
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._process = self._start()
@@ -291,14 +259,36 @@ class _ForkHost:
 
 _host = _ForkHost()
 atexit.register(_host.stop)
+_reused = ReusedChild()
+atexit.register(_reused.retire)
+_reuse = False
+_finalizer: Any = None
 
 
 def _reset_in_child() -> None:
     global _host
     _host = _ForkHost()  # a forked process must not talk to its parent's host
+    _reused.forget()  # nor to its parent's long-lived capped child (its retire() then does nothing)
 
 
 os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def reuse_child(enabled: bool = True) -> None:
+    """Let this process's capped calls share a long-lived child (see the module's docstring): for processes
+    aodncore controls, where nothing changes check code at run time. ``enabled=False`` stops it (and the child)."""
+    global _reuse, _finalizer
+    _reuse = enabled
+    if not enabled:
+        _reused.retire()
+    elif _finalizer is None:  # a pool worker leaves through os._exit, after multiprocessing's finalizers
+        import multiprocessing.util
+
+        _finalizer = multiprocessing.util.Finalize(None, _reused.retire, exitpriority=0)
+
+
+def _reuse_allowed() -> bool:
+    return _reuse and os.environ.get(REUSE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _single_threaded() -> bool:
@@ -306,19 +296,43 @@ def _single_threaded() -> bool:
     return threading.active_count() == 1
 
 
+def _run_here(function: Callable[..., Any], args: tuple, memory_bytes: int, timeout_seconds: float,
+              prepare: Callable[[], Any] | None, key: Any) -> CappedResult:
+    """Prepare, then run the call in a child of this single-threaded process: the long-lived one where allowed,
+    else (or when the call cannot be sent to it) a fresh fork."""
+    if prepare is not None:
+        prepare()
+    if _reuse_allowed():
+        if callable(key):
+            key = key()
+        try:
+            prepared = pickle.dumps(prepare) if prepare is not None else None
+        except Exception:  # noqa: BLE001 - cannot tell one preparation from another: a fresh fork
+            prepared = ChildUnavailable
+        if prepared is not ChildUnavailable:
+            try:
+                return CappedResult(*_reused.call(function, args, memory_bytes, timeout_seconds, (prepared, key)))
+            except ChildUnavailable as why:
+                logger.debug("capped call in a freshly forked child: %s", why)
+    else:
+        _reused.retire()  # switched off meanwhile: no child left waiting
+    return _fork_and_wait(function, args, memory_bytes, timeout_seconds)
+
+
 def run_capped(function: Callable[..., Any], *args: Any, memory_bytes: int = 0, timeout_seconds: float = 0,
-               prepare: Callable[[], Any] | None = None) -> CappedResult:
+               prepare: Callable[[], Any] | None = None, key: Any = None) -> CappedResult:
     """Run ``function(*args)`` in a child process with at most ``memory_bytes`` more address space and
     ``timeout_seconds`` of wall-clock time (``0`` = no cap).
 
     ``prepare`` runs before forking, in the forking process. From a process with several threads, the call goes
-    through the fork host, so ``function``, ``args`` and ``prepare`` must be picklable.
+    through the fork host, so ``function``, ``args`` and ``prepare`` must be picklable. ``key``: picklable, the
+    state of the forking process the call depends on beyond its arguments (e.g. which check suites are
+    registered), or a function returning it (called after ``prepare``, where the fork happens); a long-lived
+    child serves only calls with the key it was forked for.
     """
     if _single_threaded():
-        if prepare is not None:
-            prepare()
-        return _fork_and_wait(function, args, memory_bytes, timeout_seconds)
-    return _host.call(function, args, memory_bytes, timeout_seconds, prepare)
+        return _run_here(function, args, memory_bytes, timeout_seconds, prepare, key)
+    return _host.call(function, args, memory_bytes, timeout_seconds, prepare, key)
 
 
 if __name__ == "__main__":  # pragma: no cover - the fork host

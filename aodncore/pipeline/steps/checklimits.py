@@ -11,6 +11,9 @@ Both drivers use this: ``HandlerBase.run()`` and the Prefect flows' worker proce
 Before forking, the forking process warms compliance-checker up (:func:`warm_up_compliance_checks`, the fast path's
 ``warm_up`` when present), so each child starts with the suites loaded and the standard-name table parsed; the
 fork itself costs a few milliseconds against the 100-400 ms of checking a file. Format-only checks never come here.
+In the ingest pool's workers and the fork host the child is long-lived (forked once, reused for many files:
+:mod:`aodncore.util.cappedchild`); the suites registered travel as the call's key, so a suite registered later gets
+a child that has it.
 """
 
 from __future__ import annotations
@@ -92,6 +95,15 @@ def _exercise(runner: Any) -> None:
             pass
 
 
+def _registered_suites() -> tuple[str, ...]:
+    """The compliance suites registered in this process: a long-lived capped child serves only calls made with the
+    suites it was forked with (one registered later, e.g. by a handler module, gets a new child)."""
+    from aodncore.pipeline.steps import check
+
+    suite = check._loaded.get("suite")
+    return tuple(sorted(suite.checkers)) if suite is not None else ()
+
+
 def _check_in_child(runner_class: type, params: dict[str, Any], path: str,
                     work_dir: str | None = None) -> tuple[Any, Any, bool, bool]:
     """In the capped child: rebuild the runner and check one file.
@@ -115,6 +127,7 @@ def check_in_capped_child(runner_class: type, params: dict[str, Any], path: str,
         _check_in_child, runner_class, params, path, work_dir,
         memory_bytes=caps.memory_bytes, timeout_seconds=caps.timeout_seconds,
         prepare=functools.partial(warm_up_compliance_checks, tuple(params.get("checks") or ())),
+        key=_registered_suites,
     )
     if outcome.status == "ok":
         compliant, log, errors, out_of_memory = outcome.value
