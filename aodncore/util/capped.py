@@ -184,11 +184,11 @@ def _host_main() -> None:  # pragma: no cover - runs in the fork host process (e
         except EOFError:
             return
         try:
-            function, args, memory_bytes, timeout_seconds, prepare, environ, key = pickle.loads(request)
+            function, args, memory_bytes, timeout_seconds, prepare, environ, key, retire = pickle.loads(request)
             if environ != dict(os.environ):  # the caller's environment now (switches, credentials, data dirs)
                 os.environ.clear()
                 os.environ.update(environ)
-            result = _run_here(function, args, memory_bytes, timeout_seconds, prepare, key)
+            result = _run_here(function, args, memory_bytes, timeout_seconds, prepare, key, retire)
         except BaseException as error:  # noqa: BLE001 - reported to the caller
             result = CappedResult("error", _picklable(error))
         _send(replies, result)
@@ -220,8 +220,10 @@ class _ForkHost:
         return process
 
     def call(self, function: Callable[..., Any], args: tuple, memory_bytes: int, timeout_seconds: float,
-             prepare: Callable[[], Any] | None, key: Any = None) -> CappedResult:
-        request = pickle.dumps((function, args, memory_bytes, timeout_seconds, prepare, dict(os.environ), key))
+             prepare: Callable[[], Any] | None, key: Any = None, retire: Callable[[Any], bool] | None = None
+             ) -> CappedResult:
+        request = pickle.dumps((function, args, memory_bytes, timeout_seconds, prepare, dict(os.environ), key,
+                                retire))
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._process = self._start()
@@ -297,7 +299,7 @@ def _single_threaded() -> bool:
 
 
 def _run_here(function: Callable[..., Any], args: tuple, memory_bytes: int, timeout_seconds: float,
-              prepare: Callable[[], Any] | None, key: Any) -> CappedResult:
+              prepare: Callable[[], Any] | None, key: Any, retire: Callable[[Any], bool] | None) -> CappedResult:
     """Prepare, then run the call in a child of this single-threaded process: the long-lived one where allowed,
     else (or when the call cannot be sent to it) a fresh fork."""
     if prepare is not None:
@@ -311,7 +313,8 @@ def _run_here(function: Callable[..., Any], args: tuple, memory_bytes: int, time
             prepared = ChildUnavailable
         if prepared is not ChildUnavailable:
             try:
-                return CappedResult(*_reused.call(function, args, memory_bytes, timeout_seconds, (prepared, key)))
+                return CappedResult(*_reused.call(function, args, memory_bytes, timeout_seconds, (prepared, key),
+                                                  retire))
             except ChildUnavailable as why:
                 logger.debug("capped call in a freshly forked child: %s", why)
     else:
@@ -320,7 +323,8 @@ def _run_here(function: Callable[..., Any], args: tuple, memory_bytes: int, time
 
 
 def run_capped(function: Callable[..., Any], *args: Any, memory_bytes: int = 0, timeout_seconds: float = 0,
-               prepare: Callable[[], Any] | None = None, key: Any = None) -> CappedResult:
+               prepare: Callable[[], Any] | None = None, key: Any = None,
+               retire: Callable[[Any], bool] | None = None) -> CappedResult:
     """Run ``function(*args)`` in a child process with at most ``memory_bytes`` more address space and
     ``timeout_seconds`` of wall-clock time (``0`` = no cap).
 
@@ -328,11 +332,12 @@ def run_capped(function: Callable[..., Any], *args: Any, memory_bytes: int = 0, 
     through the fork host, so ``function``, ``args`` and ``prepare`` must be picklable. ``key``: picklable, the
     state of the forking process the call depends on beyond its arguments (e.g. which check suites are
     registered), or a function returning it (called after ``prepare``, where the fork happens); a long-lived
-    child serves only calls with the key it was forked for.
+    child serves only calls with the key it was forked for. ``retire(value)``: True when an ``ok`` result
+    means the long-lived child must not serve another call (a cap hit that the function itself caught).
     """
     if _single_threaded():
-        return _run_here(function, args, memory_bytes, timeout_seconds, prepare, key)
-    return _host.call(function, args, memory_bytes, timeout_seconds, prepare, key)
+        return _run_here(function, args, memory_bytes, timeout_seconds, prepare, key, retire)
+    return _host.call(function, args, memory_bytes, timeout_seconds, prepare, key, retire)
 
 
 if __name__ == "__main__":  # pragma: no cover - the fork host

@@ -11,7 +11,8 @@ would give it:
   more than that over a freshly forked child;
 * **time**: the parent kills the child when the call's timeout passes;
 * **a clean start**: the child is replaced after any call that did not end ``ok`` or ``error`` (memory, time,
-  crashed), after :data:`~aodncore.limits.CAPPED_CHILD_MAX_CALLS` calls, and once its peak address space has grown
+  crashed) or whose ``ok`` result the caller's ``retire`` test flags (a MemoryError the function caught), after
+  :data:`~aodncore.limits.CAPPED_CHILD_MAX_CALLS` calls, and once its peak address space has grown
   beyond the slack over its start (so an allocation near the cap in one call is never blamed on the next, and
   caches or malloc arenas grown by earlier calls cannot eat into a later call's cap);
 * **the caller's state of the moment**: the caller's environment variables and working folder travel with each
@@ -163,7 +164,7 @@ def _serve(requests: int, replies: int, memory_bytes: int, parent: int) -> None:
         if payload is None:
             return
         try:
-            function, args, environ, cwd = pickle.loads(payload)
+            function, args, environ, cwd, retire = pickle.loads(payload)
         except BaseException as error:  # noqa: BLE001 - e.g. a class that does not exist in this (older) memory
             write_all(replies, _frame(pickle.dumps(("unavailable", f"{type(error).__name__}: {error}"))))
             continue
@@ -180,8 +181,13 @@ def _serve(requests: int, replies: int, memory_bytes: int, parent: int) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
         outcome = run_outcome(function, args, memory_bytes, baseline, limit)
         peak = peak_address_space()
-        grown = start is None or peak is None or peak > start + slack
-        write_all(replies, _frame(pickled_outcome(outcome, grown)))
+        spent = start is None or peak is None or peak > start + slack
+        if not spent and retire is not None and outcome[0] == "ok":
+            try:
+                spent = bool(retire(outcome[1]))
+            except Exception:  # noqa: BLE001 - cannot tell: do not keep the child
+                spent = True
+        write_all(replies, _frame(pickled_outcome(outcome, spent)))
 
 
 def _frame(payload: bytes) -> bytes:
@@ -210,11 +216,12 @@ class ReusedChild:
         return self._pid
 
     def call(self, function: Callable[..., Any], args: tuple, memory_bytes: int, timeout_seconds: float,
-             key: Any = None) -> tuple[str, Any]:
+             key: Any = None, retire: Callable[[Any], bool] | None = None) -> tuple[str, Any]:
         """Run ``function(*args)`` in the child (a new one if the last is unfit for it); ``key``: the caller's
-        state the call depends on (a call with another key gets a new child)."""
+        state the call depends on (a call with another key gets a new child); ``retire``: run in the child on an
+        ``ok`` result, True if the child must not serve another call (e.g. a MemoryError was caught inside)."""
         try:
-            request = _frame(pickle.dumps((function, args, dict(os.environ), os.getcwd())))
+            request = _frame(pickle.dumps((function, args, dict(os.environ), os.getcwd(), retire)))
         except Exception as error:  # noqa: BLE001 - a lambda, a local class...: a fresh fork inherits it
             raise ChildUnavailable(f"cannot send the call: {type(error).__name__}") from None
         key = (memory_bytes, key)
@@ -236,8 +243,8 @@ class ReusedChild:
             raise
         if payload is None:
             return self._timed_out()
-        (status, value), grown = pickle.loads(payload)
-        if grown or status not in ("ok", "error"):
+        (status, value), spent = pickle.loads(payload)
+        if spent or status not in ("ok", "error"):
             self.retire()
         return status, value
 

@@ -104,6 +104,11 @@ def _registered_suites() -> tuple[str, ...]:
     return tuple(sorted(suite.checkers)) if suite is not None else ()
 
 
+def _ran_out_of_memory(value: tuple[Any, Any, bool, bool]) -> bool:
+    """Whether a check that ended normally caught a MemoryError (then its child is not reused)."""
+    return value[3]
+
+
 def _check_in_child(runner_class: type, params: dict[str, Any], path: str,
                     work_dir: str | None = None) -> tuple[Any, Any, bool, bool]:
     """In the capped child: rebuild the runner and check one file.
@@ -127,7 +132,7 @@ def check_in_capped_child(runner_class: type, params: dict[str, Any], path: str,
         _check_in_child, runner_class, params, path, work_dir,
         memory_bytes=caps.memory_bytes, timeout_seconds=caps.timeout_seconds,
         prepare=functools.partial(warm_up_compliance_checks, tuple(params.get("checks") or ())),
-        key=_registered_suites,
+        key=_registered_suites, retire=_ran_out_of_memory,
     )
     if outcome.status == "ok":
         compliant, log, errors, out_of_memory = outcome.value
