@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aodncore.prefect.localserver import dbtemplate, fastevents, fastlogs
+from aodncore.prefect.localserver import dbtemplate, fastdocket, fastevents, fastlogs
 from aodncore.prefect.localserver.settings import warm_runner_enabled
 from aodncore.prefect.localserver.state import FileLock, ServerPaths, read_state, remove_state
 
@@ -43,6 +43,10 @@ logger = logging.getLogger("aodncore.prefect.localserver")
 SETTLE_SECONDS = 0.5
 """The API must be quiet this long, with no run in progress, before deferred start-up work (block registration,
 the warm runner) begins."""
+
+SETTLE_POLL = (0.1, 1.0)
+"""First and longest pause between two looks for that quiet moment (each look reads ``server.json`` and probes
+``runs.lock``: ~5 ms of CPU per second at ten a second, for as long as the first run lasts)."""
 
 RUNNER_RESTARTS = 5
 """The warm runner is restarted at most this many times (it exits when the installed code changes)."""
@@ -235,6 +239,7 @@ class Supervisor:
 
             fastevents.install()
             fastlogs.install()
+            fastdocket.install()
 
             gc.freeze()  # create_app(final=True) runs a full collection: the imported modules stay out of it (-40 %)
             self.tracker = ActivityTracker(create_app(final=True), self.identity)
@@ -269,11 +274,13 @@ class Supervisor:
     async def _wait_until_settled(self) -> None:
         """Until the API is quiet and no run is in progress: deferred work must never slow a run down (the run
         that started this server is usually still importing when the API first goes quiet)."""
+        delay = SETTLE_POLL[0]
         while True:
             self._check_home()  # before probing runs.lock, which would make the removed folder again
             if self.tracker.idle_for() >= SETTLE_SECONDS and self._no_run_in_progress():
                 return
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(delay)
+            delay = min(SETTLE_POLL[1], delay * 1.5)  # a long first run is not probed ten times a second
 
     def _no_run_in_progress(self) -> bool:
         probe = FileLock(self.paths.runs_lock)
