@@ -15,6 +15,9 @@
   (see :mod:`.fastbus`; off with ``AODNCORE_SERVER_FAST_EVENTS=0`` too).
 * ``AODNCORE_SERVER_FAST_LOGS`` (default ``1``): ``0`` keeps Prefect's own log writer in the background server
   (see :mod:`.fastlogs`).
+* ``AODNCORE_SERVER_FAST_DOCKET`` (default ``1``): ``0`` keeps docket's polling intervals for the background server's
+  task worker (see :mod:`.fastdocket`).
+* ``AODNCORE_SERVER_FAST_ROUTES`` (default ``1``): ``0`` keeps FastAPI's own request routing (see :mod:`.fastroutes`).
 
 None of them matter when the user points Prefect at a server of their own (``PREFECT_API_URL``).
 

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aodncore.prefect.localserver import dbtemplate, fastdocket, fastevents, fastlogs
+from aodncore.prefect.localserver import dbtemplate, fastdocket, fastevents, fastlogs, fastroutes
 from aodncore.prefect.localserver.settings import warm_runner_enabled
 from aodncore.prefect.localserver.state import FileLock, ServerPaths, read_state, remove_state
 
@@ -240,6 +240,7 @@ class Supervisor:
             fastevents.install()
             fastlogs.install()
             fastdocket.install()
+            fastroutes.install()
 
             gc.freeze()  # create_app(final=True) runs a full collection: the imported modules stay out of it (-40 %)
             self.tracker = ActivityTracker(create_app(final=True), self.identity)
