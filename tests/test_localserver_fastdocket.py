@@ -199,3 +199,4 @@ def test_the_background_server_still_runs_docket_tasks(tmp_path):
         assert line in log
         if fast == "1":  # the routing shortcut (fastroutes) is on in the same server: every call above was routed
             assert "requests routed past routers whose paths cannot match" in log
+            assert "default_content_type as plain ASGI middleware" in log  # fastmiddleware, likewise

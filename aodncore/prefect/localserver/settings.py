@@ -18,6 +18,8 @@
 * ``AODNCORE_SERVER_FAST_DOCKET`` (default ``1``): ``0`` keeps docket's polling intervals for the background server's
   task worker (see :mod:`.fastdocket`).
 * ``AODNCORE_SERVER_FAST_ROUTES`` (default ``1``): ``0`` keeps FastAPI's own request routing (see :mod:`.fastroutes`).
+* ``AODNCORE_SERVER_FAST_MIDDLEWARE`` (default ``1``): ``0`` keeps Prefect's ``default_content_type`` inside
+  Starlette's ``BaseHTTPMiddleware`` (see :mod:`.fastmiddleware`).
 
 None of them matter when the user points Prefect at a server of their own (``PREFECT_API_URL``).
 

@@ -34,7 +34,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aodncore.prefect.localserver import dbtemplate, fastdocket, fastevents, fastlogs, fastroutes
+from aodncore.prefect.localserver import (
+    dbtemplate,
+    fastdocket,
+    fastevents,
+    fastlogs,
+    fastmiddleware,
+    fastroutes,
+)
 from aodncore.prefect.localserver.settings import warm_runner_enabled
 from aodncore.prefect.localserver.state import FileLock, ServerPaths, read_state, remove_state
 
@@ -241,6 +248,7 @@ class Supervisor:
             fastlogs.install()
             fastdocket.install()
             fastroutes.install()
+            fastmiddleware.install()
 
             gc.freeze()  # create_app(final=True) runs a full collection: the imported modules stay out of it (-40 %)
             self.tracker = ActivityTracker(create_app(final=True), self.identity)
