@@ -33,6 +33,11 @@ class ActivityTracker:
     def idle_for(self) -> float:
         return 0.0 if self.in_flight else time.monotonic() - self._last
 
+    @property
+    def last_active(self) -> float:
+        """When (``time.monotonic()``) the last request or websocket ended."""
+        return self._last
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http" and scope.get("path") == IDENTITY_PATH:

@@ -52,8 +52,9 @@ SETTLE_SECONDS = 0.5
 the warm runner) begins."""
 
 SETTLE_POLL = (0.1, 1.0)
-"""First and longest pause between two looks for that quiet moment (each look reads ``server.json`` and probes
-``runs.lock``: ~5 ms of CPU per second at ten a second, for as long as the first run lasts)."""
+"""How often the API's quiet is looked at (in memory) and the longest pause between two probes of ``runs.lock`` while
+a run holds it (each probe also reads ``server.json``: ~5 ms of CPU per second at ten a second, for as long as the
+first run lasts)."""
 
 RUNNER_RESTARTS = 5
 """The warm runner is restarted at most this many times (it exits when the installed code changes)."""
@@ -283,13 +284,20 @@ class Supervisor:
     async def _wait_until_settled(self) -> None:
         """Until the API is quiet and no run is in progress: deferred work must never slow a run down (the run
         that started this server is usually still importing when the API first goes quiet)."""
-        delay = SETTLE_POLL[0]
+        probe_every, next_probe, window = SETTLE_POLL[0], 0.0, None
         while True:
-            self._check_home()  # before probing runs.lock, which would make the removed folder again
-            if self.tracker.idle_for() >= SETTLE_SECONDS and self._no_run_in_progress():
-                return
-            await asyncio.sleep(delay)
-            delay = min(SETTLE_POLL[1], delay * 1.5)  # a long first run is not probed ten times a second
+            now = time.monotonic()
+            quiet = self.tracker.idle_for() >= SETTLE_SECONDS
+            # a new quiet moment is probed at once; the same one again after a growing pause (a run holds the lease)
+            if (quiet and self.tracker.last_active != window) or now >= next_probe:
+                self._check_home()  # before probing runs.lock, which would make the removed folder again
+                if quiet:
+                    if self._no_run_in_progress():
+                        return
+                    window = self.tracker.last_active
+                    probe_every = min(SETTLE_POLL[1], probe_every * 1.5)
+                next_probe = now + probe_every
+            await asyncio.sleep(SETTLE_POLL[0])
 
     def _no_run_in_progress(self) -> bool:
         probe = FileLock(self.paths.runs_lock)
