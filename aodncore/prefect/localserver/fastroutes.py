@@ -89,6 +89,7 @@ def _with_shortcut(original: Any) -> Any:
     def matches(self: Any, scope: Any) -> tuple[Any, Any]:
         prefix = router_prefix(self)
         if prefix is not None and not get_route_path(scope).startswith(prefix):
+            scope.setdefault("fastapi", {})  # as FastAPI's own matches leaves the scope (its keys restored)
             return Match.NONE, {}
         return original(self, scope)
 
