@@ -14,15 +14,31 @@ started, so each pool hands its workers the caller's current ``os.environ`` (cre
 
 The worker processes outlive the run when the next run of the same process would start them the same way
 (:mod:`aodncore.ingest.keptpools`), so what belongs to one run — its settings (run folder, config, handler) —
-travels with each object, pickled once per run; a worker unpickles it once per run.
+is pickled once per run; a worker unpickles it once per run.
+
+Transport: a ``ProcessPoolExecutor`` starts, keeps and watches the worker processes, but the files do not travel
+through it. Each message through the executor costs the caller's process ~0.7 ms of CPU (a feeder thread
+pickling and writing it, the executor's manager thread waking on the submit and again on the result, the
+future), more than a third of what a format-only file costs the whole flow process. So a pool sends each worker
+*one* executor task per run, :func:`_serve_in_worker`, which connects back over a Unix socket in a folder only
+this user may enter and then ingests the objects sent to it on that connection, one at a time, answering each
+with its outcome and log records: per file one write and one read in the calling thread, nothing else. A worker
+that dies (segfault, OOM killer) closes its connection: the file it had is failed as a crashed executor task
+would fail it (``worker failed: BrokenProcessPool``), the executor sees the death as before and stops the pool's
+other workers, and every later file fails the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
 import pickle
+import shutil
+import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -30,6 +46,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from typing import Any
 
 from aodncore.ingest import keptpools
@@ -53,6 +70,13 @@ PRELOAD_MODULES = [
 
 WARM_CHECKS_ENV = "AODNCORE_FORKSERVER_WARM_CHECKS"
 """Set while the fork server starts: the compliance suites it warms up (see :mod:`aodncore.ingest.forkwarm`)."""
+
+DIRECT_LINKS = True
+"""Send the files to the workers over a connection of their own (see the module doc); False: one executor task
+per file (the transport before; tests compare the two)."""
+
+_CRASHED = "A process in the process pool was terminated abruptly while the future was running or pending."
+"""What the executor says of a task whose worker process died (a file lost with its worker says the same)."""
 
 _worker_run: tuple[str, IngestSettings] | None = None
 _combine_logs = True
@@ -159,6 +183,76 @@ def _ingest_in_worker(obj: LandingObject, run: str,
         library_logger.removeHandler(collector)
     records = combine_records(collector.records) if _combine_logs else collector.records
     return outcome.to_dict(), records
+
+
+def _serve_in_worker(address: str, run: str, settings_blob: bytes) -> int:
+    """A worker's executor task for one pool's run: connect to ``address``, then ingest every object sent on the
+    connection, answering each with ``(True, (outcome dict, records))`` — or ``(False, exception)``, as the
+    executor would have raised it — until the caller closes it; returns how many objects it ingested."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(address)
+    conn = Connection(sock.detach())
+    served = 0
+    try:
+        while True:
+            try:
+                message = conn.recv_bytes()
+            except (EOFError, OSError):
+                return served
+            try:
+                reply: tuple[bool, Any] = (True, _ingest_in_worker(_decoded(pickle.loads(message)), run,
+                                                                   settings_blob))
+            except BaseException as error:  # noqa: BLE001 - the executor, too, hands any exception back
+                reply = (False, error)
+            try:
+                data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as error:  # noqa: BLE001 - an answer that cannot be pickled: say why
+                data = pickle.dumps((False, RuntimeError(f"{type(error).__name__}: {error}")))
+            try:
+                conn.send_bytes(data)
+            except OSError:
+                return served
+            served += 1
+    finally:
+        conn.close()
+
+
+_OBJECT_FIELDS = tuple(field.name for field in dataclasses.fields(LandingObject))
+
+
+def _encoded(obj: LandingObject) -> Any:
+    """What is pickled to send ``obj``: its field values (a third of the cost of pickling the dataclass)."""
+    return tuple(getattr(obj, name) for name in _OBJECT_FIELDS) if type(obj) is LandingObject else obj
+
+
+def _decoded(sent: Any) -> LandingObject:
+    return LandingObject(*sent) if isinstance(sent, tuple) else sent
+
+
+class _Link:
+    """The caller's end of one worker's connection (see :func:`_serve_in_worker`)."""
+
+    def __init__(self, sock: socket.socket, served: Future) -> None:
+        self.sock = sock
+        self.conn = Connection(os.dup(sock.fileno()))
+        self.served = served
+
+    def ask(self, obj: LandingObject) -> tuple[bool, Any]:
+        """Send ``obj``, wait for the worker's answer; ``BrokenProcessPool`` when the worker is gone."""
+        try:
+            self.conn.send_bytes(pickle.dumps(_encoded(obj), protocol=pickle.HIGHEST_PROTOCOL))
+            return pickle.loads(self.conn.recv_bytes())
+        except (EOFError, OSError) as error:
+            raise BrokenProcessPool(_CRASHED) from error
+
+    def close(self) -> None:
+        """Hang up (the worker's task then ends); wakes a thread still waiting on it."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+        self.sock.close()
 
 
 def _mp_context(checks: tuple[str, ...] = ()) -> Any:
@@ -280,6 +374,13 @@ class ProcessIngestPool:
         ))
         self._executor = self._kept.executor
         self.reused = self._kept.runs > 1
+        self._workers = workers
+        self._direct = DIRECT_LINKS
+        self._links_lock = threading.Condition()
+        self._free: list[_Link] = []
+        self._links: list[_Link] = []
+        self._starting = 0
+        self._socket_folder: str | None = None
 
     def __enter__(self) -> ProcessIngestPool:
         return self
@@ -289,9 +390,106 @@ class ProcessIngestPool:
 
     def shutdown(self, *, keep: bool = True) -> None:
         """End this run's use of the workers: kept for the next run (if ``keep`` and they are fine), or stopped."""
+        self._hang_up()
         kept, self._kept = self._kept, None
         if kept is not None:
             keptpools.release(kept, reusable=keep and not self._broken)
+
+    def _hang_up(self) -> None:
+        """Close every worker connection and wait for the workers' tasks to end (they must, before the executor
+        is kept or stopped)."""
+        with self._links_lock:
+            links, self._links, self._free = self._links, [], []
+        for link in links:
+            link.close()
+        for link in links:
+            try:
+                link.served.result(timeout=60)
+            except Exception:  # noqa: BLE001 - a worker that died: the executor is not reused
+                self._broken = True
+        if self._socket_folder is not None:
+            shutil.rmtree(self._socket_folder, ignore_errors=True)
+            self._socket_folder = None
+
+    def _take_link(self) -> _Link:
+        """A free worker connection; a new one while fewer than ``workers`` exist; else wait for one."""
+        with self._links_lock:
+            while not self._free and len(self._links) + self._starting >= self._workers:
+                self._links_lock.wait()
+            if self._free:
+                return self._free.pop()
+            self._starting += 1
+        try:
+            link = self._connect()
+        finally:
+            with self._links_lock:
+                self._starting -= 1
+                self._links_lock.notify()
+        with self._links_lock:
+            self._links.append(link)
+        return link
+
+    def _give_back(self, link: _Link, *, alive: bool) -> None:
+        with self._links_lock:
+            if alive and link in self._links:
+                self._free.append(link)
+            elif link in self._links:
+                self._links.remove(link)
+            self._links_lock.notify()
+        if not alive:
+            link.close()
+
+    def _connect(self) -> _Link:
+        """Start one worker's task for this run and take its connection (fails as a submit to a broken pool
+        would, and when the task ends before connecting)."""
+        with self._links_lock:
+            if self._socket_folder is None:
+                # only this user may enter it; a socket's path must be short (108 bytes on Linux)
+                folder = tempfile.mkdtemp(prefix="aodncore-pool-")
+                if len(folder) > 80:
+                    os.rmdir(folder)
+                    folder = tempfile.mkdtemp(prefix="aodncore-pool-", dir="/tmp")
+                self._socket_folder = folder
+            address = os.path.join(self._socket_folder, uuid.uuid4().hex[:12])
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(address)
+            listener.listen(1)
+            listener.settimeout(0.1)
+            served = self._executor.submit(_serve_in_worker, address, self._run, self._settings_blob)
+            while True:
+                try:
+                    sock, _ = listener.accept()
+                    break
+                except TimeoutError:
+                    if served.done():
+                        served.result()  # the executor's own error (BrokenProcessPool, ...)
+                        raise BrokenProcessPool(_CRASHED) from None
+        finally:
+            listener.close()
+            try:
+                os.unlink(address)
+            except OSError:
+                pass
+        sock.setblocking(True)
+        return _Link(sock, served)
+
+    def _ask(self, obj: LandingObject) -> tuple[dict[str, Any], list[logging.LogRecord]]:
+        if not self._direct:
+            return self.submit(obj).result()
+        link = self._take_link()
+        answered = False
+        try:
+            ok, payload = link.ask(obj)
+            answered = True
+        finally:  # a connection without its answer read is never used again
+            self._give_back(link, alive=answered)
+            if not answered:  # its worker died: let the executor see it first, as when its task was the file's
+                with contextlib.suppress(Exception):
+                    link.served.exception(timeout=10)
+        if not ok:
+            raise payload
+        return payload
 
     def submit(self, obj: LandingObject) -> Future:
         return self._executor.submit(_ingest_in_worker, obj, self._run, self._settings_blob)
@@ -300,7 +498,7 @@ class ProcessIngestPool:
         """Ingest one object in a worker process (the calling thread waits); its log records are emitted here, or
         queued in ``logs`` to travel with other objects' records."""
         try:
-            outcome_dict, records = self.submit(obj).result()
+            outcome_dict, records = self._ask(obj)
         except Exception as error:  # noqa: BLE001 - a crashed worker must not lose the object
             if isinstance(error, BrokenProcessPool):
                 self._broken = True
