@@ -109,8 +109,8 @@ def test_direct_links_and_a_task_per_file_give_the_same_run(prefect_harness, tmp
         assert mine == theirs, _difference(mine, theirs)
     summary, outcomes, lines, events, rows, stores, _sidecars, crashes = direct
     assert summary[3] == {PUBLISHED: 3 * len(GOOD), "quarantined": 3}
-    assert len(outcomes) == 3 * (len(GOOD) + 1) and len(lines) == 3 * (len(GOOD) + 1) and len(events) == 3 * (len(GOOD) + 1)
-    assert len(rows) == 3 * (len(GOOD) + 1) and stores and not crashes
+    files = 3 * (len(GOOD) + 1)
+    assert len(outcomes) == len(lines) == len(events) == len(rows) == files and stores and not crashes
 
 
 def _pool_run(tmp_path: Path, direct: bool, monkeypatch, caplog, names: list[str]) -> tuple:
