@@ -258,6 +258,7 @@ def test_a_pool_workers_child_is_reused_and_goes_with_the_worker(tmp_path):
         assert [outcome.status for outcome in outcomes] == [PUBLISHED] * 3
         (worker,) = pool._executor._processes
         (child,) = _children(worker)  # one long-lived capped child checked all three files
+        pool._hang_up()  # the run's links hold the worker (parallel.py): end them, as the run's end does
         assert pool._executor.submit(child_pid).result() == worker
     finally:
         pool.shutdown(keep=False)
