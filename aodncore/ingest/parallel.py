@@ -189,7 +189,7 @@ def _serve_in_worker(address: str, run: str, settings_blob: bytes) -> int:
     """A worker's executor task for one pool's run: connect to ``address``, then ingest every object sent on the
     connection, answering each with ``(True, (outcome dict, records))`` — or ``(False, exception)``, as the
     executor would have raised it — until the caller closes it; returns how many objects it ingested."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX)  # a stream socket (the default type)
     sock.connect(address)
     conn = Connection(sock.detach())
     served = 0
@@ -451,7 +451,7 @@ class ProcessIngestPool:
                     folder = tempfile.mkdtemp(prefix="aodncore-pool-", dir="/tmp")
                 self._socket_folder = folder
             address = os.path.join(self._socket_folder, uuid.uuid4().hex[:12])
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = socket.socket(socket.AF_UNIX)  # a stream socket (the default type)
         try:
             listener.bind(address)
             listener.listen(1)

@@ -141,7 +141,7 @@ def _peer_uid(sock: socket.socket) -> int:
 
 
 def _connect(home: Path) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX)  # a stream socket (the default type)
     try:
         sock.connect(runner_address(home))
         if _peer_uid(sock) != os.getuid():  # somebody else's process took the name: never talk to it
