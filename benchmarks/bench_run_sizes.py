@@ -27,13 +27,6 @@ import benchserver  # noqa: E402
 import proctree  # noqa: E402
 
 
-def _descendants(pid: int) -> list[int]:
-    found = []
-    for child in proctree.children(pid):
-        found += [child, *_descendants(child)]
-    return found
-
-
 def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stream:
@@ -45,7 +38,7 @@ def _running(pid: int) -> bool:
 def _sample_busy(stop: threading.Event, tally: collections.Counter) -> None:
     while not stop.is_set():
         workers = [w for server in bt._forkservers() for w in proctree.children(server)]
-        busy = sum(any(_running(p) for p in (w, *_descendants(w))) for w in workers)
+        busy = sum(any(_running(p) for p in proctree.descendants(w)) for w in workers)
         tally[busy] += 1
         time.sleep(0.005)
 
