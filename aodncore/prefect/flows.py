@@ -55,7 +55,7 @@ from aodncore.ingest.runner import IngestSettings, dispose_skipped, in_run_folde
 from aodncore.ingest.scratch import run_scratch
 from aodncore.ingest.sources import LandingObject
 from aodncore.limits import LANDING_SETTLE_SECONDS
-from aodncore.prefect import clienttls
+from aodncore.prefect import clienttls, fastengine
 from aodncore.prefect.artifacts import create_failure_summary, create_result_table, sanitise_key
 from aodncore.prefect.batchrun import MAX_WORKERS, plan_batches
 from aodncore.prefect.batchrun import run_batches_here as _run_batches_here
@@ -74,6 +74,7 @@ every file)."""
 IN_PROGRESS_ELSEWHERE = "in progress elsewhere (claimed by another run)"
 
 clienttls.install()  # every flow run makes a Prefect API client: without this, each loads the CA bundle anew
+fastengine.install()  # runs created with their name: no rename request, no storage look-up for it
 
 DRAIN_THREADS = 8
 """Already-ingested S3 landing objects removed at once (each a HEAD confirming the listed content, then a DELETE)."""
@@ -112,16 +113,31 @@ def _flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
 
-def _run_name(kind: str) -> str:
-    """``<source> @ <UTC start time>`` from the run's parameters (the flow-run name Prefect shows)."""
-    from prefect.runtime import flow_run
+class _RunName:
+    """A flow's ``flow_run_name``: ``<kind> <source> @ <UTC start time>`` (the flow-run name Prefect shows).
 
-    source = flow_run.parameters.get("source")
-    sources = [source] if isinstance(source, str) else list(source or [])
-    where = sources[0] if sources else "?"
-    if len(sources) > 1:
-        where += f" (+{len(sources) - 1})"
-    return f"{kind} {where} @ {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    Called without arguments (as Prefect calls it) it reads the run's parameters; :meth:`name_for_parameters`
+    names a run from its call parameters before it exists (:mod:`aodncore.prefect.fastengine`)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __call__(self) -> str:
+        from prefect.runtime import flow_run
+
+        return self.name_for_parameters(flow_run.parameters)
+
+    def name_for_parameters(self, parameters: dict[str, Any]) -> str:
+        """The run's name for these parameters, at this time."""
+        source = parameters.get("source")
+        sources = [source] if isinstance(source, str) else list(source or [])
+        where = sources[0] if sources else "?"
+        if len(sources) > 1:
+            where += f" (+{len(sources) - 1})"
+        return f"{self.kind} {where} @ {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+    def __repr__(self) -> str:
+        return f"_RunName({self.kind!r})"
 
 
 def _publish_artifacts(result: IngestResult, key: str) -> None:
@@ -424,7 +440,7 @@ def ingest_flow(**options: Any) -> Any:
 _FLOW_OPTIONS: dict[str, Any] = {"log_prints": False, "persist_result": True, "result_serializer": "json"}
 
 
-@ingest_flow(name="ingest-landing", flow_run_name=lambda: _run_name("ingest-landing"),
+@ingest_flow(name="ingest-landing", flow_run_name=_RunName("ingest-landing"),
              task_runner=ThreadPoolTaskRunner(max_workers=16))
 def ingest_landing(
     source: str | list[str],
@@ -499,7 +515,7 @@ def ingest_landing(
         return _finish(result, "ingest-landing")
 
 
-@ingest_flow(name="ingest-file", flow_run_name=lambda: _run_name("ingest-file"))
+@ingest_flow(name="ingest-file", flow_run_name=_RunName("ingest-file"))
 def ingest_file(
     source: str,
     handler: str | None = None,
