@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -457,11 +458,13 @@ def _harness_api_url() -> str:
     return str(PREFECT_API_URL.value())
 
 
-def cli_process_command(home: Path, *argv: str, unprivileged: bool = False) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment of :func:`run_cli_process` (the session's Prefect server, no new one)."""
+def cli_process_command(home: Path, *argv: str, unprivileged: bool = False,
+                        environ: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of :func:`run_cli_process` (the session's Prefect server, no new one;
+    ``environ``: variables added)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "AWS_"))}
     env.update(PREFECT_HOME=str(home / "prefect-home"), HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_API_URL=_harness_api_url())
+               PREFECT_API_URL=_harness_api_url(), **(environ or {}))
     command = [sys.executable, "-m", "aodncore.cli", *argv]
     if unprivileged and os.geteuid() == 0:
         command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
@@ -469,14 +472,14 @@ def cli_process_command(home: Path, *argv: str, unprivileged: bool = False) -> t
 
 
 def run_cli_process(home: Path, *argv: str, unprivileged: bool = False, timeout: float = 300,
-                    **popen: object) -> subprocess.CompletedProcess:
+                    environ: dict[str, str] | None = None, **popen: object) -> subprocess.CompletedProcess:
     """``aodncore <argv>`` in a process of its own, against the session's Prefect server (``prefect_harness``).
 
     ``unprivileged``: when the tests run as root, the process runs without the capabilities that let root ignore
     file permissions (``CAP_DAC_OVERRIDE``, ``CAP_DAC_READ_SEARCH``) — permission checks then apply to it as to any
     other user, while it can still run the installed interpreter (which may live under root's home).
     """
-    command, env = cli_process_command(home, *argv, unprivileged=unprivileged)
+    command, env = cli_process_command(home, *argv, unprivileged=unprivileged, environ=environ)
     return subprocess.run(command, env=env, capture_output=True, text=True, errors="surrogateescape",
                           timeout=timeout, cwd=home, **popen)
 
@@ -815,13 +818,16 @@ def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_
     originals = {name: (landing / name).read_bytes() for name in good + bad}
     work = base / "work" / "tmp"
     argv = ("ingest", str(landing), "--base-dir", str(base), "--settle", "0", "--workers", "2")
+    # the runs' own temporary folder (short: socket paths live there), to see what killed runs leave in it
+    system_tmp = Path(tempfile.mkdtemp(prefix="sk-", dir="/tmp"))
+    environ = {"TMPDIR": str(system_tmp)}
 
     def run_folders() -> set[str]:
         return {p.name for p in work.glob("aodncore-run-*")}
 
     for attempt in ("start-up", "listing and fetching", "publishing"):
         before, published_before = run_folders(), len(_tree(base / "published"))
-        command, env = cli_process_command(tmp_path, *argv)
+        command, env = cli_process_command(tmp_path, *argv, environ=environ)
         process = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if attempt == "start-up":
@@ -837,7 +843,8 @@ def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
 
-    final = run_cli_process(tmp_path, *argv)
+    killed_runs_left = sorted(path.name for path in system_tmp.iterdir())
+    final = run_cli_process(tmp_path, *argv, environ=environ)
 
     assert "Traceback" not in final.stdout + final.stderr, final.stderr[-3000:]
     assert final.returncode in (0, 1) and "failed" not in final.stdout.strip().splitlines()[-1], final.stdout
@@ -860,6 +867,9 @@ def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_
             assert ledger.history((landing / name).as_uri())[-1].status == "published", name
     assert not list(work.glob("aodncore-run-*")), list(work.iterdir())
     assert [p for p in work.rglob("*")] == []
+    # nor a socket folder (worker links, the fork server's) of any run, killed or not, in the temporary folder
+    assert sorted(system_tmp.iterdir()) == [], killed_runs_left
+    system_tmp.rmdir()
 
 
 class _Collect(logging.Handler):

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -164,8 +165,20 @@ def test_a_kept_pool_serves_the_next_run_over_new_links(tmp_path, monkeypatch):
     for _run in range(2):
         with ProcessIngestPool(settings, workers=2) as pool:
             assert {pool.ingest(obj).status for obj in objects} == {PUBLISHED}
-            folders.append(pool._socket_folder)
+            folders.append(_own_socket_folders())  # each existed only while its worker connected
             pids.append(sorted(pool._executor._processes))
         assert not pool._executor._pending_work_items  # every worker's task ended with the run
     assert pids[0] == pids[1]  # the same (kept) worker processes
-    assert all(folder and not os.path.exists(folder) for folder in folders)
+    assert folders == [[], []] and _own_socket_folders() == []
+
+
+def _own_socket_folders() -> list[str]:
+    """This process's worker-link socket folders (:mod:`aodncore.ingest.sockdirs`) in the temporary folder and
+    /tmp (not multiprocessing's own folder, where the fork server listens)."""
+    from multiprocessing import util
+
+    from aodncore.ingest import sockdirs
+
+    prefix, own = f"{sockdirs.PREFIX}{os.getpid()}-", os.path.basename(util.get_temp_dir())
+    return [name for root in {tempfile.gettempdir(), "/tmp"} for name in os.listdir(root)
+            if name.startswith(prefix) and name != own]

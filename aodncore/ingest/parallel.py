@@ -21,8 +21,9 @@ through it. Each message through the executor costs the caller's process ~0.7 ms
 pickling and writing it, the executor's manager thread waking on the submit and again on the result, the
 future), more than a third of what a format-only file costs the whole flow process. So a pool sends each worker
 *one* executor task per run, :func:`_serve_in_worker`, which connects back over a Unix socket in a folder only
-this user may enter and then ingests the objects sent to it on that connection, one at a time, answering each
-with its outcome and log records: per file one write and one read in the calling thread, nothing else. A worker
+this user may enter (one folder a connection, gone once it is made: :mod:`aodncore.ingest.sockdirs`) and then
+ingests the objects sent to it on that connection, one at a time, answering each with its outcome and log
+records: per file one write and one read in the calling thread, nothing else. A worker
 that dies (segfault, OOM killer) closes its connection: the file it had is failed as a crashed executor task
 would fail it (``worker failed: BrokenProcessPool``), the executor sees the death as before and stops the pool's
 other workers, and every later file fails the same way.
@@ -36,9 +37,7 @@ import logging
 import multiprocessing
 import os
 import pickle
-import shutil
 import socket
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -49,7 +48,7 @@ from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from typing import Any
 
-from aodncore.ingest import keptpools
+from aodncore.ingest import keptpools, scratch, sockdirs
 from aodncore.ingest.logbatch import LogBatch
 from aodncore.ingest.outcome import FAILED, FileOutcome
 from aodncore.ingest.runner import IngestSettings, ingest_object, record_outcome
@@ -273,6 +272,7 @@ def _mp_context(checks: tuple[str, ...] = ()) -> Any:
             previous = {name: os.environ.get(name) for name in settings}
             os.environ.update(settings)
             try:
+                sockdirs.use_for_multiprocessing()  # the fork server's socket: in a folder a sweep knows
                 with _private_socket():
                     forkserver.ensure_running()  # now, with the variables set: it outlives this pool
             finally:
@@ -315,30 +315,19 @@ def adopt_inherited_fork_server() -> None:
 
         with server._lock:
             pid = server._forkserver_pid
-            if pid is not None and _alive(pid):
+            if pid is not None and sockdirs.process_alive(pid):
                 resource_tracker.ensure_running()
                 return
             if server._forkserver_alive_fd is not None:
                 os.close(server._forkserver_alive_fd)
             server._forkserver_address = server._forkserver_alive_fd = server._forkserver_pid = None
+        sockdirs.use_for_multiprocessing()
         with _private_socket():
             original()
 
     if server._forkserver_pid is not None:
         server.ensure_running = ensure_running  # type: ignore[method-assign]
         forkserver.ensure_running = ensure_running
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
 
 
 def _checks(settings: IngestSettings) -> tuple[str, ...]:
@@ -380,7 +369,8 @@ class ProcessIngestPool:
         self._free: list[_Link] = []
         self._links: list[_Link] = []
         self._starting = 0
-        self._socket_folder: str | None = None
+        if self._direct and not scratch.is_run_folder(settings.work_dir or ""):
+            sockdirs.sweep_stale()  # killed runs' socket folders (a run's own start swept them: scratch.run_scratch)
 
     def __enter__(self) -> ProcessIngestPool:
         return self
@@ -407,9 +397,6 @@ class ProcessIngestPool:
                 link.served.result(timeout=60)
             except Exception:  # noqa: BLE001 - a worker that died: the executor is not reused
                 self._broken = True
-        if self._socket_folder is not None:
-            shutil.rmtree(self._socket_folder, ignore_errors=True)
-            self._socket_folder = None
 
     def _take_link(self) -> _Link:
         """A free worker connection; a new one while fewer than ``workers`` exist; else wait for one."""
@@ -441,36 +428,26 @@ class ProcessIngestPool:
 
     def _connect(self) -> _Link:
         """Start one worker's task for this run and take its connection (fails as a submit to a broken pool
-        would, and when the task ends before connecting)."""
-        with self._links_lock:
-            if self._socket_folder is None:
-                # only this user may enter it; a socket's path must be short (108 bytes on Linux)
-                folder = tempfile.mkdtemp(prefix="aodncore-pool-")
-                if len(folder) > 80:
-                    os.rmdir(folder)
-                    folder = tempfile.mkdtemp(prefix="aodncore-pool-", dir="/tmp")
-                self._socket_folder = folder
-            address = os.path.join(self._socket_folder, uuid.uuid4().hex[:12])
-        listener = socket.socket(socket.AF_UNIX)  # a stream socket (the default type)
-        try:
-            listener.bind(address)
-            listener.listen(1)
-            listener.settimeout(0.1)
-            served = self._executor.submit(_serve_in_worker, address, self._run, self._settings_blob)
-            while True:
-                try:
-                    sock, _ = listener.accept()
-                    break
-                except TimeoutError:
-                    if served.done():
-                        served.result()  # the executor's own error (BrokenProcessPool, ...)
-                        raise BrokenProcessPool(_CRASHED) from None
-        finally:
-            listener.close()
+        would, and when the task ends before connecting). The socket's folder exists only until the worker has
+        connected (:mod:`aodncore.ingest.sockdirs`)."""
+        with sockdirs.socket_folder() as folder:
+            address = os.path.join(folder, sockdirs.SOCKET_NAME)
+            listener = socket.socket(socket.AF_UNIX)  # a stream socket (the default type)
             try:
-                os.unlink(address)
-            except OSError:
-                pass
+                listener.bind(address)
+                listener.listen(1)
+                listener.settimeout(0.1)
+                served = self._executor.submit(_serve_in_worker, address, self._run, self._settings_blob)
+                while True:
+                    try:
+                        sock, _ = listener.accept()
+                        break
+                    except TimeoutError:
+                        if served.done():
+                            served.result()  # the executor's own error (BrokenProcessPool, ...)
+                            raise BrokenProcessPool(_CRASHED) from None
+            finally:
+                listener.close()
         sock.setblocking(True)
         return _Link(sock, served)
 

@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from aodncore.ingest import sockdirs
+
 __all__ = ["RUN_PREFIX", "RunScratch", "is_run_folder", "object_folder", "run_scratch", "sweep_stale_scratch"]
 
 logger = logging.getLogger(__name__)
@@ -166,8 +168,10 @@ def sweep_stale_scratch(root: str | os.PathLike[str]) -> list[Path]:
 
 @contextmanager
 def run_scratch(root: str | os.PathLike[str]) -> Iterator[RunScratch]:
-    """Sweep stale run folders under ``root``, then hold a new run folder for the block."""
+    """Sweep stale run folders under ``root`` (and the socket folders of killed runs' worker pools,
+    :mod:`aodncore.ingest.sockdirs`), then hold a new run folder for the block."""
     sweep_stale_scratch(root)
+    sockdirs.sweep_stale()  # also for a run with nothing to do, which starts no pool
     scratch = _create(Path(root))
     try:
         yield scratch
