@@ -4,8 +4,9 @@ Cost model (measured on 2 cores, see BENCHMARKS.md): a Prefect task run costs mo
 per-file pipeline, so the flows never run a task per step per file. ``ingest_landing`` lists the landing area,
 **claims** the objects in the ingest record (skipping content already ingested and objects another run is
 processing), splits the rest into a few balanced batches (``workers`` on Dask, up to twice ``workers`` with the
-process pool so that no worker idles at the end) and runs one ``ingest-batch`` task per batch. Per-file detail is
-in the logs, the outcome table artifact and one Prefect event per file (:mod:`aodncore.prefect.fileevents`).
+process pool) and runs one ``ingest-batch`` task per batch on Dask, or, with the pool, one per worker taking the
+batches' files from a shared queue, so that no worker idles at the end (:mod:`aodncore.prefect.batchrun`). Per-file
+detail is in the logs, the outcome table artifact and one Prefect event per file (:mod:`aodncore.prefect.fileevents`).
 
 What a user sees is true everywhere:
 
