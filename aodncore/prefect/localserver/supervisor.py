@@ -28,6 +28,7 @@ import logging
 import os
 import resource
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -133,6 +134,10 @@ async def _register_block_types(wishes: dict[str, bool]) -> None:
         await (memoize(register) if memoize is not None else register)()
 
 
+REMADE_BY_PREFECT = frozenset({"memo_store.toml"})
+"""What Prefect writes by itself into a home folder it made again (see :meth:`HomeWatch.remove_remade_home`)."""
+
+
 class HomeWatch:
     """Tells when the server's home is no longer its own: the state folder removed or replaced, or ``server.json``
     naming another server. Such a server serves nobody (runs find servers through that file) and must not stay."""
@@ -142,6 +147,7 @@ class HomeWatch:
         self.token = token
         # held open, so the folder's inode cannot be reused by a new folder of the same name while we compare
         self._folder = os.open(paths.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._home = os.open(paths.home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -152,6 +158,28 @@ class HomeWatch:
 
     def close(self) -> None:
         os.close(self._folder)
+        os.close(self._home)
+
+    def remove_remade_home(self) -> bool:
+        """Once this server's processes have stopped: remove a home folder that was made again in place of the
+        removed one, when it holds nothing but what Prefect puts there by itself (a warm runner importing Prefect
+        makes a missing ``PREFECT_HOME``; block registration then writes its memo there); True if removed."""
+        home = self.paths.home
+        try:
+            now = os.stat(home, follow_symlinks=False)
+            ours = os.fstat(self._home)
+            if (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino) or not stat.S_ISDIR(now.st_mode) \
+                    or now.st_uid != os.getuid():
+                return False  # the home itself (only its state folder went), or not a folder of ours
+            entries = os.listdir(home)
+            if not set(entries) <= REMADE_BY_PREFECT:
+                return False  # somebody's new home: never touched
+            for name in entries:
+                (home / name).unlink()
+            home.rmdir()
+        except OSError:
+            return False
+        return True
 
     def lost(self) -> str | None:
         """Why the home is lost, or None while it is still this server's."""
@@ -223,6 +251,7 @@ class Supervisor:
         self.server: Any = None
         self._runs_lock = FileLock(self.paths.runs_lock)
         self.home_watch = HomeWatch(self.paths, self.token)
+        self.home_lost = False
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -311,6 +340,7 @@ class Supervisor:
             await self._keep_house(wishes)
         except _HomeLost as lost:
             logger.warning("%s: stopping", lost)
+            self.home_lost = True
             remove_state(self.paths, self.token)
             self.server.should_exit = True
 
@@ -352,6 +382,8 @@ class Supervisor:
         if self.runner is not None:
             self.runner.stop()
         remove_state(self.paths, self.token)
+        if self.home_lost and self.home_watch.remove_remade_home():  # nothing of ours runs any more: never remade
+            logger.info("removed %s again: Prefect had made it anew", self.paths.home)
         self.home_watch.close()
 
 
