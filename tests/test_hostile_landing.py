@@ -684,6 +684,44 @@ def test_the_next_run_removes_scratch_of_killed_runs_and_never_a_live_runs(prefe
     assert sorted(p.name for p in work.iterdir()) == [unrelated.name]
 
 
+_HOLD_RELEASING_RUN_FOLDER = """
+import os, sys, time
+from aodncore.ingest.scratch import run_scratch
+with run_scratch(sys.argv[1]) as scratch:
+    (scratch.path / "o-inflight").mkdir()
+    os.unlink(scratch.path / "owner.lock")  # as its removal does, files first, when the run ends
+    print(scratch.path, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_run_folder_whose_run_was_killed_while_removing_it_goes_with_the_next_sweep(tmp_path):
+    """Killed while its folder was being removed (lock file gone, owner marker not yet): stale at once, not after a
+    minute's grace; a live run in the same state is left alone."""
+    import signal
+
+    from aodncore.ingest.scratch import sweep_stale_scratch
+
+    work = tmp_path / "work"
+    work.mkdir()
+    killed = subprocess.Popen([sys.executable, "-c", _HOLD_RELEASING_RUN_FOLDER, str(work)], stdout=subprocess.PIPE,
+                              text=True)
+    live = subprocess.Popen([sys.executable, "-c", _HOLD_RELEASING_RUN_FOLDER, str(work)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        stale, alive = Path(killed.stdout.readline().strip()), Path(live.stdout.readline().strip())
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert (stale / "owner.json").exists() and not (stale / "owner.lock").exists()
+
+        assert sweep_stale_scratch(work) == [stale]
+        assert (alive / "o-inflight").is_dir()
+    finally:
+        live.send_signal(signal.SIGKILL)
+        live.wait()
+    assert sweep_stale_scratch(work) == [alive]
+
+
 # -- hostile names where people read them -----------------------------------------------------------------------------
 
 def test_verbose_logs_show_hostile_names_escaped_without_logging_errors(prefect_harness, tmp_path):

@@ -119,12 +119,15 @@ _UNLOCKED_GRACE_SECONDS = 60.0  # a run folder gets its lock right after it is m
 def _try_take(folder: Path) -> int | None:
     """An fd holding the folder's lock when nobody else holds it; None when its owner is alive.
 
-    A run folder without a lock file (its run died between making it and locking it) counts as unowned once it
-    is a minute old; the returned fd then locks nothing (-1).
+    A run folder without a lock file counts as unowned (the returned fd then locks nothing, -1) when it still has
+    its owner marker (its run was removing it, and was killed there: :func:`sweep_stale_scratch` then asks the
+    marker whether the owner lives), or else once it is a minute old (its run died between making and locking it).
     """
     try:
         fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
+        if (folder / _MARKER).exists():
+            return -1  # the lock was made before the marker: its run was removing it (killed there?); ask the marker
         try:
             young = time.time() - folder.stat().st_mtime < _UNLOCKED_GRACE_SECONDS
         except OSError:
