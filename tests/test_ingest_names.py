@@ -100,3 +100,16 @@ def test_scrub_fast_check_agrees_with_the_character_by_character_rule(keep):
         expected = text if slow_ok else "".join(
             char if char in keep else scrub(char, keep="") for char in text)
         assert scrub(text, keep=keep) == expected, (text, keep)
+
+
+@pytest.mark.parametrize("name", [
+    "IMOS_ANMN-NRS_TZ_20180406T080000Z_NRSROT_FV01.nc", "plain name.nc", ".", "..", "", "a/b.nc", "x" * 255,
+    "x" * 256, "~!@#$%^&*()_+`-={}|[]\\:\";'<>?,.", "tab\tname", "new\nline", "del\x7f", "esc\x1b[0m",
+    "caf\u00e9.nc", os.fsdecode(b"caf\xe9.nc"), "line\u2028sep", "para\u2029sep", "\u00e9" * 128, "nul\x00",
+])
+def test_ascii_fast_path_gives_the_general_reason(name):
+    """Printable ASCII names skip the per-character scans (no undecodable byte or control character can be in
+    them): the reason is exactly the general check's, for every name."""
+    from aodncore.ingest.names import _general_unusable_name_reason
+
+    assert unusable_name_reason(name) == _general_unusable_name_reason(name)

@@ -231,3 +231,61 @@ def test_shared_working_path_pattern_matches_what_a_per_object_pattern_matches(s
     assert [m.span() for m in shared.finditer(text)] == [m.span() for m in per_object.finditer(text)]
     assert shared.sub("<P>", text) == per_object.sub("<P>", text)
     assert _working_paths_pattern(scratch, roots) is shared or scratch.startswith("/elsewhere")
+
+
+def _reference_describe(describer, text):
+    """The describer as it was before lines without a path skipped the path steps (the reference)."""
+    from aodncore.ingest.names import scrub, shown
+
+    value = str(text)
+    for path in sorted(describer.exact, key=len, reverse=True):
+        value = value.replace(path, describer.source)
+    value = describer._paths.sub(describer._path, value)
+    if shown(describer.name) != describer.name and describer.name:
+        value = value.replace(describer.name, shown(describer.name))
+    return scrub(value)
+
+
+@pytest.mark.parametrize("name", ["good.nc", "caf\u00e9 \x1b[31m.nc", os.fsdecode(b"bad\xff.nc")])
+def test_describer_rewrites_lines_exactly_as_the_reference(tmp_path, name):
+    from aodncore.ingest.runner import _Describer
+
+    obj = LandingObject(uri=f"file://{tmp_path}/landing/{name}", name=name, size=1, fingerprint="f",
+                        path=str(tmp_path / "landing" / name))
+    scratch = str(tmp_path / "run" / "o-1")
+    describe = _Describer(obj, scratch, (str(tmp_path / "run"), None))
+    describe.add_copy(f"{scratch}/landing/{name}")
+    describe.add_copy(f"{scratch}/processing/{name}")
+    lines = [
+        "no path at all", f"checked {name}: passed", "", "tab\tand \x1b[0m escape", "ratio 3/4 of /elsewhere/x.nc",
+        f"copied {scratch}/processing/{name} to {tmp_path}/run/ImosGenericHandlerab12/collection/{name}",
+        f"'{scratch}/landing/{name}' and {tmp_path}/run/other/member.nc\nsecond line {name}",
+    ]
+    for line in lines:
+        assert describe(line) == _reference_describe(describe, line), line
+
+
+def test_ingest_ids_are_time_then_eight_hex_digits():
+    import re
+
+    from aodncore.ingest.runner import new_ingest_id
+
+    ids = {new_ingest_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", value) for value in ids)
+
+
+def test_handler_input_is_a_hard_link_made_in_a_missing_processing_folder_too(tmp_path):
+    from aodncore.ingest.runner import _handler_input
+
+    scratch = tmp_path / "o-1"
+    (scratch / "landing").mkdir(parents=True)
+    fetched = scratch / "landing" / "a.nc"
+    fetched.write_bytes(b"CDF\x01")
+    first = _handler_input(str(fetched), str(scratch), "a.nc")  # no processing/ yet: made
+    assert os.path.samefile(first, fetched) and first == str(scratch / "processing" / "a.nc")
+    os.unlink(first)
+    again = _handler_input(str(fetched), str(scratch), "a.nc")  # kept (empty) from the previous object
+    assert os.path.samefile(again, fetched)
+    with pytest.raises(FileNotFoundError):
+        _handler_input(str(scratch / "landing" / "gone.nc"), str(scratch), "gone.nc")

@@ -199,3 +199,17 @@ def test_folders_kept_for_runs_that_are_over_are_forgotten(tmp_path):
         shutil.rmtree(base)  # the run is over
     mine = [root for _pid, root in workdirs._state.spares if root.startswith(str(tmp_path))]
     assert mine == [str(tmp_path / "run-4")]
+
+
+def test_reused_folder_names_are_eight_characters_of_tempfiles_alphabet(tmp_path):
+    """The random part of a reused folder's name looks as ``tempfile``'s does: 8 of ``[a-z0-9_]``, varying."""
+    import re
+
+    from aodncore.util.workdirs import _random_name
+
+    names = {_random_name() for _ in range(500)}
+    assert len(names) > 490
+    assert all(re.fullmatch(r"[a-z0-9_]{8}", name) for name in names)
+    assert set("".join(names)) == set("abcdefghijklmnopqrstuvwxyz0123456789_")  # every character is used
+    with reused_working_folders(tmp_path), working_directory("DummyHandler", str(tmp_path)) as path:
+        assert re.fullmatch(r"DummyHandler[a-z0-9_]{8}", os.path.basename(path))

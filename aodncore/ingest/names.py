@@ -93,6 +93,12 @@ def unusable_name_reason(name: str) -> str | None:
     * longer than :data:`~aodncore.limits.MAX_NAME_BYTES` bytes, or ``.``/``..``: it cannot exist on a local
       file system.
     """
+    if name.isascii() and name.isprintable():  # the usual name: no undecodable byte, no control character
+        return local_name_problem(name)
+    return _general_unusable_name_reason(name)
+
+
+def _general_unusable_name_reason(name: str) -> str | None:
     undecodable = sorted({ord(char) - 0xDC00 for char in name if 0xD800 <= ord(char) <= 0xDFFF})
     if undecodable:
         shown_bytes = ", ".join(f"0x{byte:02x}" for byte in undecodable[:4])

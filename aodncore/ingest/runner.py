@@ -18,11 +18,11 @@ import functools
 import logging
 import os
 import re
+import secrets
 import shutil
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -232,12 +232,16 @@ class _Describer:
     def __init__(self, obj: LandingObject, scratch: str, roots: Iterable[str | None] = ()) -> None:
         self.source = shown(obj.uri)
         self.exact: list[str] = []
+        self._longest_first: list[str] = []
         self.name = obj.name
+        shown_name = shown(obj.name)
+        self._shown_name = shown_name if shown_name != obj.name and obj.name else None
         self._paths = _working_paths_pattern(scratch, tuple(root for root in roots if root))
 
     def add_copy(self, path: str) -> None:
         """``path`` is a working copy of the landing object itself: name the source instead."""
         self.exact.append(path)
+        self._longest_first = sorted(self.exact, key=len, reverse=True)
 
     def _path(self, match: re.Match[str]) -> str:
         path = match.group(0)
@@ -248,11 +252,12 @@ class _Describer:
 
     def __call__(self, text: object) -> str:
         value = str(text)
-        for path in sorted(self.exact, key=len, reverse=True):
-            value = value.replace(path, self.source)
-        value = self._paths.sub(self._path, value)
-        if shown(self.name) != self.name and self.name:
-            value = value.replace(self.name, shown(self.name))
+        if "/" in value:  # every working path has one: text without it has none to replace
+            for path in self._longest_first:
+                value = value.replace(path, self.source)
+            value = self._paths.sub(self._path, value)
+        if self._shown_name is not None:
+            value = value.replace(self.name, self._shown_name)
         return scrub(value)
 
 
@@ -350,7 +355,7 @@ def record_outcome(settings: IngestSettings, obj: LandingObject, outcome: FileOu
 
 def new_ingest_id() -> str:
     """A time-sortable id of one attempt: ``<UTC time>-<random>`` (names the attempt's error-store folder)."""
-    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
 
 
 def _plain(obj: LandingObject, status: str, *, error: str | None = None, note: str | None = None) -> FileOutcome:
@@ -362,7 +367,7 @@ def _plain(obj: LandingObject, status: str, *, error: str | None = None, note: s
 def ingest_object(obj: LandingObject, settings: IngestSettings) -> FileOutcome:
     """Ingest one landing object; never raises for problems with the object itself."""
     ingest_id = new_ingest_id()
-    if settings.work_dir:
+    if settings.work_dir and not os.path.isdir(settings.work_dir):
         os.makedirs(settings.work_dir, exist_ok=True)
     handler_tmp = _config_tmp_dir(settings)
     with object_folder(settings.work_dir) as scratch, reused_working_folders(_reusable_root(handler_tmp)):
@@ -510,13 +515,22 @@ def _handler_input(local_path: str, scratch: str, name: str) -> str:
     A hard link (same scratch folder, so normally the same file system) costs no copy; a copy is the fallback.
     """
     processing_dir = os.path.join(scratch, "processing")
-    os.makedirs(processing_dir, exist_ok=True)  # kept (empty) from the folder's previous object
     processing_path = os.path.join(processing_dir, name)
     try:
-        os.link(local_path, processing_path)
+        os.link(local_path, processing_path)  # the folder is normally kept (empty) from the previous object
+    except FileNotFoundError:
+        os.makedirs(processing_dir, exist_ok=True)
+        _link_or_copy(local_path, processing_path)
     except OSError:  # e.g. a file system without hard links
         shutil.copy2(local_path, processing_path)
     return processing_path
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def ingest_objects(objects: Iterable[LandingObject], settings: IngestSettings) -> list[FileOutcome]:
