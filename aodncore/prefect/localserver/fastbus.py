@@ -17,7 +17,7 @@ look-up per label). In this one process the parsed event already exists, so:
   events read back).
 
 Other subscribers (the task-run recorder, the websocket distributor, triggers when a user turns them on) parse as
-before. Version-gated with :mod:`.fastevents` (:data:`~.fastevents.VERIFIED_PREFECT_VERSIONS`), installed by
+before. Version-gated with :mod:`.fastevents` (:data:`~.patchgate.VERIFIED_PREFECT_VERSIONS`), installed by
 :func:`aodncore.prefect.localserver.fastevents.install`; ``AODNCORE_SERVER_FAST_BUS=0`` (or
 ``AODNCORE_SERVER_FAST_EVENTS=0``) keeps Prefect's own code, and ``server.log`` says which.
 """
@@ -25,17 +25,16 @@ before. Version-gated with :mod:`.fastevents` (:data:`~.fastevents.VERIFIED_PREF
 from __future__ import annotations
 
 import logging
-import os
 from contextvars import ContextVar
 from typing import Any
+
+from aodncore.prefect.localserver import patchgate
+from aodncore.prefect.localserver.settings import ENV_FAST_BUS
 
 __all__ = ["ENV_FAST_BUS", "EventJSON", "PersisterEvents", "install"]
 
 logger = logging.getLogger("aodncore.prefect.localserver")
 
-ENV_FAST_BUS = "AODNCORE_SERVER_FAST_BUS"
-
-_OFF = ("0", "false", "no", "off")
 
 _publishing: ContextVar[Any] = ContextVar("aodncore_publishing_event", default=None)
 
@@ -97,26 +96,27 @@ def install() -> bool:
     """Install the hand-off in this (server) process when the installed Prefect was verified; True if done."""
     import prefect
 
-    from aodncore.prefect.localserver.fastevents import VERIFIED_PREFECT_VERSIONS
+    def fits() -> bool:
+        from prefect.server.events.messaging import EventPublisher
+        from prefect.server.events.schemas.events import ReceivedEvent
+        from prefect.server.events.services import event_persister
 
-    if os.environ.get(ENV_FAST_BUS, "1").strip().lower() in _OFF:
-        logger.info("%s=0: the event persister parses every bus message itself", ENV_FAST_BUS)
-        return False
-    from prefect.server.events.messaging import EventPublisher
-    from prefect.server.events.schemas.events import ReceivedEvent
-    from prefect.server.events.services import event_persister
+        return getattr(event_persister, "ReceivedEvent", None) in (ReceivedEvent, PersisterEvents) and \
+            callable(getattr(EventPublisher, "publish_event", None)) and \
+            callable(getattr(EventPublisher, "publish_data", None))
 
-    version = prefect.__version__
-    persister_type = getattr(event_persister, "ReceivedEvent", None)
-    if version not in VERIFIED_PREFECT_VERSIONS or persister_type not in (ReceivedEvent, PersisterEvents) or \
-            not callable(getattr(EventPublisher, "publish_event", None)) or \
-            not callable(getattr(EventPublisher, "publish_data", None)):
-        logger.info("Prefect %s: the event persister parses every bus message itself (aodncore's hand-off was "
-                    "verified for %s)", version, ", ".join(sorted(VERIFIED_PREFECT_VERSIONS)))
-        return False
-    if not getattr(EventPublisher.publish_event, "aodncore_fast_bus", False):
-        EventPublisher.publish_event = _wrap_publish_event(EventPublisher.publish_event)
-        EventPublisher.publish_data = _wrap_publish_data(EventPublisher.publish_data)
-    event_persister.ReceivedEvent = PersisterEvents
-    logger.info("Prefect %s: events handed to the event persister already parsed", version)
-    return True
+    def patch() -> str:
+        from prefect.server.events.messaging import EventPublisher
+        from prefect.server.events.services import event_persister
+
+        if not getattr(EventPublisher.publish_event, "aodncore_fast_bus", False):
+            EventPublisher.publish_event = _wrap_publish_event(EventPublisher.publish_event)
+            EventPublisher.publish_data = _wrap_publish_data(EventPublisher.publish_data)
+        event_persister.ReceivedEvent = PersisterEvents
+        return f"Prefect {prefect.__version__}: events handed to the event persister already parsed"
+
+    return patchgate.install(
+        logger, ENV_FAST_BUS, off="the event persister parses every bus message itself",
+        fits=fits, patch=patch,
+        kept=patchgate.prefect_line("the event persister parses every bus message itself (aodncore's hand-off was "
+                                    "verified for {versions})"))

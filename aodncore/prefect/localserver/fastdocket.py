@@ -18,28 +18,26 @@ that a background server with it deletes a deleted flow run's logs (a docket tas
 
 The worker class replaced is a name in Prefect's private ``prefect.server.api.background_workers`` module, so this
 is installed only for the Prefect versions it was checked against
-(:data:`aodncore.prefect.localserver.fastevents.VERIFIED_PREFECT_VERSIONS`); any other version keeps Prefect's
+(:data:`aodncore.prefect.localserver.patchgate.VERIFIED_PREFECT_VERSIONS`); any other version keeps Prefect's
 worker and ``server.log`` says so. ``AODNCORE_SERVER_FAST_DOCKET=0`` keeps it too.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from typing import Any
+
+from aodncore.prefect.localserver import patchgate
+from aodncore.prefect.localserver.settings import ENV_FAST_DOCKET
 
 __all__ = ["CHECK_INTERVAL", "ENV_FAST_DOCKET", "install", "quiet_worker_class"]
 
 logger = logging.getLogger("aodncore.prefect.localserver")
 
-ENV_FAST_DOCKET = "AODNCORE_SERVER_FAST_DOCKET"
-
 CHECK_INTERVAL = timedelta(seconds=1)
 """How often the background server's docket worker moves due scheduled tasks and renews its read for new ones
 (docket's default: 250 ms each)."""
-
-_OFF = ("0", "false", "no", "off")
 
 
 def quiet_worker_class(worker_class: Any) -> Any:
@@ -62,20 +60,21 @@ def install() -> bool:
     """Give the server's docket worker :data:`CHECK_INTERVAL` when the installed Prefect was verified; True if done."""
     import prefect
 
-    from aodncore.prefect.localserver.fastevents import VERIFIED_PREFECT_VERSIONS
+    def fits() -> bool:
+        from prefect.server.api import background_workers
 
-    if os.environ.get(ENV_FAST_DOCKET, "1").strip().lower() in _OFF:
-        logger.info("%s=0: Prefect's background task worker polls at docket's defaults", ENV_FAST_DOCKET)
-        return False
-    from prefect.server.api import background_workers
+        return isinstance(getattr(background_workers, "Worker", None), type)
 
-    version = prefect.__version__
-    worker_class = getattr(background_workers, "Worker", None)
-    if version not in VERIFIED_PREFECT_VERSIONS or not isinstance(worker_class, type):
-        logger.info("Prefect %s: its background task worker polls at docket's defaults (aodncore's intervals were "
-                    "verified for %s)", version, ", ".join(sorted(VERIFIED_PREFECT_VERSIONS)))
-        return False
-    if not getattr(worker_class, "aodncore_quiet_worker", False):
-        background_workers.Worker = quiet_worker_class(worker_class)
-    logger.info("Prefect %s: background task worker polls every %.0f s", version, CHECK_INTERVAL.total_seconds())
-    return True
+    def patch() -> str:
+        from prefect.server.api import background_workers
+
+        if not getattr(background_workers.Worker, "aodncore_quiet_worker", False):
+            background_workers.Worker = quiet_worker_class(background_workers.Worker)
+        return f"Prefect {prefect.__version__}: background task worker polls every " \
+               f"{CHECK_INTERVAL.total_seconds():.0f} s"
+
+    return patchgate.install(
+        logger, ENV_FAST_DOCKET, off="Prefect's background task worker polls at docket's defaults",
+        fits=fits, patch=patch,
+        kept=patchgate.prefect_line("its background task worker polls at docket's defaults (aodncore's intervals "
+                                    "were verified for {versions})"))

@@ -51,16 +51,15 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from aodncore.prefect.localserver import patchgate
+from aodncore.prefect.localserver.patchgate import VERIFIED_PREFECT_VERSIONS
+from aodncore.prefect.localserver.settings import ENV_FAST_EVENTS
+
 __all__ = ["ENV_FAST_EVENTS", "PERSISTER_DEFAULTS", "VERIFIED_PREFECT_VERSIONS", "apply_persister_defaults",
            "install", "receive_event", "write_sqlite_events"]
 
 logger = logging.getLogger("aodncore.prefect.localserver")
 
-VERIFIED_PREFECT_VERSIONS = frozenset({"3.9.1"})
-"""Prefect versions whose event writer, ``Event.receive`` and task-run recorder these replacements were checked
-against."""
-
-ENV_FAST_EVENTS = "AODNCORE_SERVER_FAST_EVENTS"
 
 PERSISTER_DEFAULTS = {
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "200",
@@ -185,32 +184,39 @@ def apply_persister_defaults(environ: dict[str, str] | None = None) -> None:
 
 
 def install() -> bool:
-    """Install both replacements in this (server) process when the installed Prefect was verified; True if done."""
+    """Install both replacements in this (server) process when the installed Prefect was verified (then also
+    :mod:`.fastbus`); True if done."""
     import prefect
 
-    if os.environ.get(ENV_FAST_EVENTS, "1").strip().lower() in ("0", "false", "no", "off"):
-        logger.info("%s=0: Prefect's own event writer and task-run recorder kept", ENV_FAST_EVENTS)
-        return False
-    version = prefect.__version__
-    from prefect.server.database import configurations
-    from prefect.server.events.schemas.events import Event
-    from prefect.server.events.storage import database
-    from prefect.server.services import task_run_recorder
+    def fits() -> bool:
+        from prefect.server.database import configurations
+        from prefect.server.events.schemas.events import Event
+        from prefect.server.events.storage import database
+        from prefect.server.services import task_run_recorder
 
-    if version not in VERIFIED_PREFECT_VERSIONS or not hasattr(database, "_write_sqlite_events") or \
-            not hasattr(task_run_recorder, "consumer") or not callable(getattr(Event, "receive", None)) or \
-            not hasattr(configurations, "SQLITE_BEGIN_MODE"):
-        logger.info("Prefect %s: its own event writer and task-run recorder kept (aodncore's were verified for %s)",
-                    version, ", ".join(sorted(VERIFIED_PREFECT_VERSIONS)))
-        return False
-    # (not ``__wrapped__``: Prefect's own ``consumer`` has one too, from ``asynccontextmanager``)
-    if not getattr(task_run_recorder.consumer, "aodncore_task_run_filter", False):
-        task_run_recorder.consumer = _only_task_run_events(task_run_recorder.consumer)
-    database._write_sqlite_events = write_sqlite_events
-    Event.receive = receive_event
-    logger.info("Prefect %s: events stored with executemany inserts, received without a second validation; "
-                "task-run recorder given task-run events only", version)
-    from aodncore.prefect.localserver import fastbus
+        return hasattr(database, "_write_sqlite_events") and hasattr(task_run_recorder, "consumer") and \
+            callable(getattr(Event, "receive", None)) and hasattr(configurations, "SQLITE_BEGIN_MODE")
 
-    fastbus.install()
-    return True
+    def patch() -> str:
+        from prefect.server.events.schemas.events import Event
+        from prefect.server.events.storage import database
+        from prefect.server.services import task_run_recorder
+
+        # (not ``__wrapped__``: Prefect's own ``consumer`` has one too, from ``asynccontextmanager``)
+        if not getattr(task_run_recorder.consumer, "aodncore_task_run_filter", False):
+            task_run_recorder.consumer = _only_task_run_events(task_run_recorder.consumer)
+        database._write_sqlite_events = write_sqlite_events
+        Event.receive = receive_event
+        return (f"Prefect {prefect.__version__}: events stored with executemany inserts, received without a second "
+                "validation; task-run recorder given task-run events only")
+
+    done = patchgate.install(
+        logger, ENV_FAST_EVENTS, off="Prefect's own event writer and task-run recorder kept",
+        fits=fits, patch=patch,
+        kept=patchgate.prefect_line("its own event writer and task-run recorder kept (aodncore's were verified for "
+                                    "{versions})"))
+    if done:
+        from aodncore.prefect.localserver import fastbus
+
+        fastbus.install()
+    return done

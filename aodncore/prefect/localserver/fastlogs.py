@@ -11,7 +11,7 @@ published to the log stream as Prefect does when its stream publishing is on (of
 models are then built, as Prefect builds them).
 
 Installed by the background server (:mod:`.supervisor`) for the Prefect versions it was verified against
-(:data:`aodncore.prefect.localserver.fastevents.VERIFIED_PREFECT_VERSIONS`; ``tests/test_localserver_fastlogs.py``
+(:data:`aodncore.prefect.localserver.patchgate.VERIFIED_PREFECT_VERSIONS`; ``tests/test_localserver_fastlogs.py``
 compares the stored rows and the logs read back through the API with Prefect's own writer); any other version
 keeps Prefect's code and ``server.log`` says so. ``AODNCORE_SERVER_FAST_LOGS=0`` keeps Prefect's code too.
 """
@@ -19,17 +19,16 @@ keeps Prefect's code and ``server.log`` says so. ``AODNCORE_SERVER_FAST_LOGS=0``
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
+
+from aodncore.prefect.localserver import patchgate
+from aodncore.prefect.localserver.settings import ENV_FAST_LOGS
 
 __all__ = ["ENV_FAST_LOGS", "create_logs", "install"]
 
 logger = logging.getLogger("aodncore.prefect.localserver")
 
-ENV_FAST_LOGS = "AODNCORE_SERVER_FAST_LOGS"
-
-_OFF = ("0", "false", "no", "off")
 
 
 def _row(log: Any, new_id: Any) -> dict[str, Any]:
@@ -65,18 +64,17 @@ def install() -> bool:
     """Install :func:`create_logs` in this (server) process when the installed Prefect was verified; True if done."""
     import prefect
 
-    from aodncore.prefect.localserver.fastevents import VERIFIED_PREFECT_VERSIONS
+    def fits() -> bool:
+        from prefect.server.models import logs as log_models
 
-    if os.environ.get(ENV_FAST_LOGS, "1").strip().lower() in _OFF:
-        logger.info("%s=0: Prefect's own log writer kept", ENV_FAST_LOGS)
-        return False
-    from prefect.server.models import logs as log_models
+        return callable(getattr(log_models, "create_logs", None))
 
-    version = prefect.__version__
-    if version not in VERIFIED_PREFECT_VERSIONS or not callable(getattr(log_models, "create_logs", None)):
-        logger.info("Prefect %s: its own log writer kept (aodncore's was verified for %s)",
-                    version, ", ".join(sorted(VERIFIED_PREFECT_VERSIONS)))
-        return False
-    log_models.create_logs = create_logs
-    logger.info("Prefect %s: logs stored with executemany inserts", version)
-    return True
+    def patch() -> str:
+        from prefect.server.models import logs as log_models
+
+        log_models.create_logs = create_logs
+        return f"Prefect {prefect.__version__}: logs stored with executemany inserts"
+
+    return patchgate.install(
+        logger, ENV_FAST_LOGS, off="Prefect's own log writer kept", fits=fits, patch=patch,
+        kept=patchgate.prefect_line("its own log writer kept (aodncore's was verified for {versions})"))

@@ -10,7 +10,7 @@ makes the same change to the same requests as a plain ASGI middleware, in the sa
 :func:`install` wraps ``prefect.server.api.server.create_api_app`` so that the app it builds carries
 :class:`DefaultContentType` in place of that one ``BaseHTTPMiddleware`` entry (any other middleware, and the
 entry if its function is not Prefect's ``default_content_type``, stay as they are). Version-gated
-(:data:`aodncore.prefect.localserver.fastevents.VERIFIED_PREFECT_VERSIONS`: the function copied is Prefect's), off
+(:data:`aodncore.prefect.localserver.patchgate.VERIFIED_PREFECT_VERSIONS`: the function copied is Prefect's), off
 with ``AODNCORE_SERVER_FAST_MIDDLEWARE=0``; ``server.log`` says which. ``tests/test_localserver_fastmiddleware.py``
 sends the same requests through Prefect's own function (in ``BaseHTTPMiddleware``) and through this one and compares
 what the app behind sees and what the client gets back.
@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from typing import Any
+
+from aodncore.prefect.localserver import patchgate
+from aodncore.prefect.localserver.settings import ENV_FAST_MIDDLEWARE
 
 __all__ = ["ENV_FAST_MIDDLEWARE", "DefaultContentType", "install", "replace_default_content_type"]
 
 logger = logging.getLogger("aodncore.prefect.localserver")
 
-ENV_FAST_MIDDLEWARE = "AODNCORE_SERVER_FAST_MIDDLEWARE"
-
-_OFF = ("0", "false", "no", "off")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -87,19 +86,20 @@ def install() -> bool:
     """Wrap Prefect's ``create_api_app`` in this (server) process when the installed Prefect was verified."""
     import prefect
 
-    from aodncore.prefect.localserver.fastevents import VERIFIED_PREFECT_VERSIONS
+    def fits() -> bool:
+        from prefect.server.api import server
 
-    if os.environ.get(ENV_FAST_MIDDLEWARE, "1").strip().lower() in _OFF:
-        logger.info("%s=0: Prefect's default_content_type runs in BaseHTTPMiddleware", ENV_FAST_MIDDLEWARE)
-        return False
-    from prefect.server.api import server
+        return callable(getattr(server, "create_api_app", None))
 
-    version = prefect.__version__
-    if version not in VERIFIED_PREFECT_VERSIONS or not callable(getattr(server, "create_api_app", None)):
-        logger.info("Prefect %s: its default_content_type runs in BaseHTTPMiddleware (aodncore's plain middleware "
-                    "was verified for %s)", version, ", ".join(sorted(VERIFIED_PREFECT_VERSIONS)))
-        return False
-    if not getattr(server.create_api_app, "aodncore_fast_middleware", False):
-        server.create_api_app = _wrap_create_api_app(server.create_api_app)
-    logger.info("Prefect %s: default_content_type as plain ASGI middleware", version)
-    return True
+    def patch() -> str:
+        from prefect.server.api import server
+
+        if not getattr(server.create_api_app, "aodncore_fast_middleware", False):
+            server.create_api_app = _wrap_create_api_app(server.create_api_app)
+        return f"Prefect {prefect.__version__}: default_content_type as plain ASGI middleware"
+
+    return patchgate.install(
+        logger, ENV_FAST_MIDDLEWARE, off="Prefect's default_content_type runs in BaseHTTPMiddleware",
+        fits=fits, patch=patch,
+        kept=patchgate.prefect_line("its default_content_type runs in BaseHTTPMiddleware (aodncore's plain "
+                                    "middleware was verified for {versions})"))

@@ -18,7 +18,7 @@ router with and without the shortcut and compares the answers.
 
 The method replaced belongs to FastAPI's private ``_IncludedRouter``, so this is installed only for the FastAPI and
 Prefect versions it was checked against (:data:`VERIFIED_FASTAPI_VERSIONS`,
-:data:`aodncore.prefect.localserver.fastevents.VERIFIED_PREFECT_VERSIONS`); any other keeps FastAPI's routing and
+:data:`aodncore.prefect.localserver.patchgate.VERIFIED_PREFECT_VERSIONS`); any other keeps FastAPI's routing and
 ``server.log`` says so. ``AODNCORE_SERVER_FAST_ROUTES=0`` keeps it too.
 """
 
@@ -28,16 +28,15 @@ import logging
 import os
 from typing import Any
 
+from aodncore.prefect.localserver import patchgate
+from aodncore.prefect.localserver.settings import ENV_FAST_ROUTES
+
 __all__ = ["ENV_FAST_ROUTES", "VERIFIED_FASTAPI_VERSIONS", "install", "router_prefix"]
 
 logger = logging.getLogger("aodncore.prefect.localserver")
 
-ENV_FAST_ROUTES = "AODNCORE_SERVER_FAST_ROUTES"
-
 VERIFIED_FASTAPI_VERSIONS = frozenset({"0.150.0"})
 """FastAPI versions whose ``_IncludedRouter.matches`` the shortcut was checked against."""
-
-_OFF = ("0", "false", "no", "off")
 
 _CACHE = "_aodncore_route_prefix"
 
@@ -103,21 +102,23 @@ def install() -> bool:
     import fastapi
     import prefect
 
-    from aodncore.prefect.localserver.fastevents import VERIFIED_PREFECT_VERSIONS
+    def fits() -> bool:
+        from fastapi import routing
 
-    if os.environ.get(ENV_FAST_ROUTES, "1").strip().lower() in _OFF:
-        logger.info("%s=0: FastAPI's own request routing kept", ENV_FAST_ROUTES)
-        return False
-    from fastapi import routing
+        included = getattr(routing, "_IncludedRouter", None)
+        return included is not None and callable(getattr(included, "matches", None))
 
-    included = getattr(routing, "_IncludedRouter", None)
-    if fastapi.__version__ not in VERIFIED_FASTAPI_VERSIONS or prefect.__version__ not in VERIFIED_PREFECT_VERSIONS \
-            or included is None or not callable(getattr(included, "matches", None)):
-        logger.info("FastAPI %s, Prefect %s: FastAPI's own request routing kept (aodncore's shortcut was verified "
-                    "for FastAPI %s)", fastapi.__version__, prefect.__version__,
-                    ", ".join(sorted(VERIFIED_FASTAPI_VERSIONS)))
-        return False
-    if not getattr(included.matches, "aodncore_fast_routes", False):
-        included.matches = _with_shortcut(included.matches)
-    logger.info("FastAPI %s: requests routed past routers whose paths cannot match", fastapi.__version__)
-    return True
+    def patch() -> str:
+        from fastapi import routing
+
+        included = routing._IncludedRouter
+        if not getattr(included.matches, "aodncore_fast_routes", False):
+            included.matches = _with_shortcut(included.matches)
+        return f"FastAPI {fastapi.__version__}: requests routed past routers whose paths cannot match"
+
+    return patchgate.install(
+        logger, ENV_FAST_ROUTES, off="FastAPI's own request routing kept", fits=fits, patch=patch,
+        verified=fastapi.__version__ in VERIFIED_FASTAPI_VERSIONS and patchgate.prefect_verified(),
+        kept=lambda: f"FastAPI {fastapi.__version__}, Prefect {prefect.__version__}: FastAPI's own request routing "
+                     f"kept (aodncore's shortcut was verified for FastAPI "
+                     f"{patchgate.versions(VERIFIED_FASTAPI_VERSIONS)})")
