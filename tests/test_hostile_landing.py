@@ -839,7 +839,16 @@ def _wait_for(condition, timeout: float) -> bool:
     return False
 
 
-def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_behind(prefect_harness, tmp_path):
+@pytest.fixture
+def system_tmp():
+    """A temporary folder for the runs of a test (short, in /tmp: socket paths live there), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="sk-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_behind(prefect_harness, tmp_path,
+                                                                                      system_tmp):
     """Three ``aodncore ingest`` runs over good and bad files are killed (SIGKILL, whole process group) at random
     points — during start-up and while files are processed — then a run completes. Seeded: reproducible."""
     import random
@@ -856,8 +865,7 @@ def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_
     originals = {name: (landing / name).read_bytes() for name in good + bad}
     work = base / "work" / "tmp"
     argv = ("ingest", str(landing), "--base-dir", str(base), "--settle", "0", "--workers", "2")
-    # the runs' own temporary folder (short: socket paths live there), to see what killed runs leave in it
-    system_tmp = Path(tempfile.mkdtemp(prefix="sk-", dir="/tmp"))
+    # the runs' own temporary folder, to see what killed runs leave in it
     environ = {"TMPDIR": str(system_tmp)}
 
     def run_folders() -> set[str]:
@@ -907,7 +915,6 @@ def test_sigkill_at_random_points_then_a_rerun_loses_nothing_and_leaves_nothing_
     assert [p for p in work.rglob("*")] == []
     # nor a socket folder (worker links, the fork server's) of any run, killed or not, in the temporary folder
     assert sorted(system_tmp.iterdir()) == [], killed_runs_left
-    system_tmp.rmdir()
 
 
 class _Collect(logging.Handler):
