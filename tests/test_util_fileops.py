@@ -576,3 +576,80 @@ def test_extract_zip_not_a_zip(tmp_path, imos_dir):
     out.mkdir()
     with pytest.raises(InvalidFileFormatError, match=NETCDF_NAME):
         extract_zip(str(imos_dir / NETCDF_NAME), str(out))
+
+
+def test_a_copy_left_half_written_by_a_killed_process_is_taken_over_by_the_next_copy(tmp_path):
+    """A SIGKILLed copy leaves its temporary sibling; the next copy to the same destination writes through that
+    same name and renames it into place, so nothing partial stays beside the published file."""
+    import subprocess
+    import sys
+
+    source, destination = tmp_path / "data.nc", tmp_path / "store" / "data.nc"
+    source.write_bytes(b"x" * 100_000)
+    os.chmod(source, 0o444)
+    destination.parent.mkdir()
+    writer = ("import os, sys, fcntl\nfrom aodncore.util import fileops\n"
+              "path, fd = fileops._locked_temp_sibling(sys.argv[1])\n"
+              "open(path, 'wb').write(b'partial')\nos.chmod(path, 0o444)\nprint('ready', flush=True)\n"
+              "sys.stdin.read()\n")
+    child = subprocess.Popen([sys.executable, "-c", writer, str(destination)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    child.kill()
+    child.wait()
+    assert [p.name for p in destination.parent.iterdir()] == [os.path.basename(fileops.temp_sibling_name(
+        str(destination)))]
+
+    safe_copy_file(str(source), str(destination))
+    assert [p.name for p in destination.parent.iterdir()] == ["data.nc"]
+    assert destination.read_bytes() == source.read_bytes()
+    assert stat.S_IMODE(destination.stat().st_mode) == 0o444
+
+
+def test_copies_to_one_destination_take_turns(tmp_path):
+    """While one writer holds the temporary sibling, another waits; each rename publishes a whole file."""
+    import threading
+
+    destination = tmp_path / "out.nc"
+    sources = []
+    for index in range(6):
+        source = tmp_path / f"in{index}.nc"
+        source.write_bytes(bytes([65 + index]) * 300_000)
+        sources.append(source)
+    errors = []
+
+    def copy(source):
+        try:
+            for _ in range(5):
+                safe_copy_file(str(source), str(destination), overwrite=True)
+                data = destination.read_bytes()
+                assert len(data) == 300_000 and len(set(data)) == 1
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=copy, args=(source,)) for source in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([s.name for s in sources] + ["out.nc"])
+
+
+def test_a_left_over_sibling_this_process_may_not_open_does_not_stop_the_copy(tmp_path):
+    """A folder or a symlink where the temporary sibling goes: the copy uses a name of its own, follows nothing."""
+    source, destination = tmp_path / "a.nc", tmp_path / "b.nc"
+    source.write_bytes(b"data")
+    blocker = Path(fileops.temp_sibling_name(str(destination)))
+    blocker.mkdir()  # cannot be opened as a file, by anyone
+    safe_copy_file(str(source), str(destination))
+    assert destination.read_bytes() == b"data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.nc", "b.nc", blocker.name])
+
+    blocker.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"untouched")
+    blocker.symlink_to(elsewhere)
+    safe_copy_file(str(source), str(destination), overwrite=True)
+    assert elsewhere.read_bytes() == b"untouched" and destination.read_bytes() == b"data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.nc", "b.nc", blocker.name, "elsewhere"])

@@ -343,24 +343,77 @@ def safe_copy_file(source: str, destination: str, overwrite: bool = False, move:
     if os.path.exists(destination) and not overwrite:
         raise FileExistsError(f"destination file '{destination}' already exists")
 
-    dest_dir = os.path.dirname(os.path.abspath(destination))
-    # at most 40 characters of the name: a name at the file-name limit must still get a temporary sibling
-    fd, temp_path = tempfile.mkstemp(dir=dest_dir, prefix=f".{os.path.basename(destination)[:40]}.", suffix=".tmp")
-    try:
-        if from_s3:
-            os.close(fd)
+    if from_s3:
+        temp_path = _unique_temp_sibling(destination)
+        try:
             from aodncore.util.s3_util import download_object, get_s3_bucket, get_s3_key
 
             download_object(get_s3_bucket(source), get_s3_key(source), temp_path)
             os.chmod(temp_path, 0o644)
-        else:
-            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-                shutil.copyfileobj(src, out, _CHUNK_SIZE)
-            shutil.copymode(source, temp_path)
-        os.replace(temp_path, destination)
+            os.replace(temp_path, destination)
+        except BaseException:
+            rm_f(temp_path)
+            raise
+        return
+    try:
+        temp_path, lock_fd = _locked_temp_sibling(destination)
+    except OSError:  # a left-over sibling this process may not open (mode, a folder, a symlink): a name of its own
+        temp_path, lock_fd = _unique_temp_sibling(destination), -1
+    try:
+        with open(temp_path, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, _CHUNK_SIZE)
+        shutil.copymode(source, temp_path)
+        os.replace(temp_path, destination)  # while locked: no other writer has this file meanwhile
     except BaseException:
         rm_f(temp_path)
         raise
+    finally:
+        if lock_fd != -1:
+            os.close(lock_fd)
+
+
+def _unique_temp_sibling(destination: str) -> str:
+    """A new empty file of a name of its own beside ``destination`` (at most 40 characters of the name: a name at
+    the file-name limit must still get a temporary sibling)."""
+    fd, temp_path = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(destination)),
+                                     prefix=f".{os.path.basename(destination)[:40]}.", suffix=".tmp")
+    os.close(fd)
+    return temp_path
+
+
+def temp_sibling_name(destination: str) -> str:
+    """The one temporary name :func:`safe_copy_file` writes a local copy to before renaming it to ``destination``:
+    ``.<first 40 characters of the name>.<12 hex of its SHA-1>.tmp`` beside it. Every writer uses the same name,
+    so a copy left half-written by a killed process is taken over, and renamed away, by the next copy to the same
+    destination instead of staying there."""
+    name = os.path.basename(destination)
+    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return os.path.join(os.path.dirname(os.path.abspath(destination)), f".{name[:40]}.{digest}.tmp")
+
+
+def _locked_temp_sibling(destination: str) -> tuple[str, int]:
+    """Create or take over the temporary sibling of ``destination`` (never through a symlink), exclusively locked
+    and writable by its owner only; its path and the locking descriptor. Writers to one destination take turns; a
+    writer that finds the path naming another file once it holds the lock (the previous writer renamed the file it
+    locked into place) opens it again. :raises OSError: a left-over sibling this process may not open."""
+    import fcntl
+
+    temp_path = temp_sibling_name(destination)
+    while True:
+        fd = os.open(temp_path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(temp_path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.fchmod(fd, 0o600)  # a left-over copy may carry a read-only source's mode
+                return temp_path, fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
 
 def safe_move_file(source: str, destination: str, overwrite: bool = False) -> None:
