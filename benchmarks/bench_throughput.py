@@ -17,7 +17,9 @@ Rounds interleave the variants (the order alternates) and the medians are report
 shared. **CPU per file** is that of the whole tree: for the loop its process (and the capped-check children it
 forked); for the flow this process + its worker processes + the Prefect API server (read from ``/proc``, the
 server given time to finish writing what the run sent it), moto's S3 server excluded. Ratios: files/s of the flow
-over files/s of the loop, and CPU/file of the flow over CPU/file of the loop. Usage::
+over files/s of the loop, and CPU/file of the flow over CPU/file of the loop. Before each timed variant, once its
+files are made, what the page cache holds dirty is written out (``os.sync``; ``--no-sync`` skips it), so that
+no variant pays for the writeback of another. Usage::
 
     python benchmarks/bench_throughput.py --files 300 --cf-files 40 --workers 2 --rounds 3
 """
@@ -94,12 +96,21 @@ def loop_child(folder: str, base: str, checks: list[str] | None) -> None:
     print(json.dumps({"n": len(files), "wall": time.perf_counter() - start, "cpu": cpu() - cpu0}))
 
 
-def run_loop(tmp: Path, tag: str, count: int, checks: list[str] | None) -> dict[str, float]:
+def settle_disk() -> None:
+    """Write out what earlier variants left dirty in the page cache, so that no variant pays for another's
+    writeback (the loop's CPU per file swung 2x between identical runs without it)."""
+    os.sync()
+    time.sleep(0.5)
+
+
+def run_loop(tmp: Path, tag: str, count: int, checks: list[str] | None, *, sync: bool = True) -> dict[str, float]:
     folder = tmp / f"loop-src-{tag}"
     shutil.rmtree(folder, ignore_errors=True)
     make_files(folder, count + 1, tag)
     base = tmp / f"loop-base-{tag}"
     shutil.rmtree(base, ignore_errors=True)
+    if sync:
+        settle_disk()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_ENDPOINT_URL"))}
     result = subprocess.run(
         [sys.executable, __file__, "--loop-child", str(folder), str(base), json.dumps(checks)],
@@ -203,6 +214,8 @@ def main() -> None:
     parser.add_argument("--s3", action="store_true", help="also ingest from an s3:// landing prefix (moto)")
     parser.add_argument("--server", choices=benchserver.MODES, default="background",
                         help="the API the CLI would use (background, its default) or Prefect's ephemeral server")
+    parser.add_argument("--no-sync", action="store_true",
+                        help="do not flush the page cache's dirty data (os.sync) before each variant")
     parser.add_argument("--loop-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loop_child:
@@ -243,7 +256,7 @@ def main() -> None:
             for variant in variants:
                 label = f"{tag}-{round_index}"
                 if variant == "loop":
-                    row = run_loop(tmp, label, count, checks)
+                    row = run_loop(tmp, label, count, checks, sync=not args.no_sync)
                 else:
                     base = tmp / f"{variant}-base-{label}"
                     if variant == "flow":
@@ -252,6 +265,8 @@ def main() -> None:
                         source = str(landing)
                     else:
                         source = upload_landing(make_files(tmp / f"s3src-{label}", count, label), f"bench-{label}")
+                    if not args.no_sync:
+                        settle_disk()
                     row = run_flow(source, base, checks, args.workers, server_pid=server_pid, exclude=exclude)
                     shutil.rmtree(base, ignore_errors=True)
                 results[tag].setdefault(variant, []).append(row)
