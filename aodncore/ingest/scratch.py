@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aodncore.ingest import sockdirs
+from aodncore.ingest.liveness import process_alive, process_start_ticks
 
 __all__ = ["RUN_PREFIX", "RunScratch", "is_run_folder", "object_folder", "run_scratch", "sweep_stale_scratch"]
 
@@ -41,27 +42,6 @@ logger = logging.getLogger(__name__)
 RUN_PREFIX = "aodncore-run-"
 _LOCK = "owner.lock"
 _MARKER = "owner.json"
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot, from /proc), or None when unknown/not running."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return fields[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
-def _process_alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, owned by somebody else
-    current = _process_start(pid)
-    return start is None or current is None or current == start
 
 
 @dataclass
@@ -95,7 +75,7 @@ def _create(root: Path) -> RunScratch:
     marker = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "process_start": _process_start(os.getpid()),
+        "process_start": process_start_ticks(os.getpid()),
         "created": time.time(),
     }
     (path / _MARKER).write_text(json.dumps(marker))
@@ -110,7 +90,7 @@ def _owner_alive_here(folder: Path) -> bool:
         return False
     if marker.get("host") != socket.gethostname():
         return False
-    return _process_alive(int(marker.get("pid", -1)), marker.get("process_start"))
+    return process_alive(int(marker.get("pid", -1)), marker.get("process_start"))
 
 
 _UNLOCKED_GRACE_SECONDS = 60.0  # a run folder gets its lock right after it is made; without one after this, dead

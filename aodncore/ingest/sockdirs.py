@@ -30,6 +30,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from aodncore.ingest.liveness import process_alive, process_start_ticks
+
 __all__ = ["PREFIX", "SOCKET_NAME", "process_alive", "process_start_ticks", "socket_folder", "sweep_stale",
            "use_for_multiprocessing"]
 
@@ -46,35 +48,6 @@ _MAX_FOLDER = 107
 """A socket's path must fit in 108 bytes on Linux, with its terminating NUL."""
 
 _own: tuple[int, str] | None = None
-
-
-def process_start_ticks(pid: int) -> str | None:
-    """The kernel's start time of process ``pid`` (clock ticks since boot, from ``/proc``); None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stream:
-            return stream.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-
-
-def process_alive(pid: int, start: str | None = None) -> bool:
-    """True when ``pid`` runs (not a zombie) and, where both start times are known, is still the same process."""
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stream:
-            fields = stream.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # it exists, somebody else's
-        return True
-    if fields[0] == b"Z":
-        return False
-    return start is None or len(fields) < 20 or fields[19].decode() == start
 
 
 def _own_name() -> str:
