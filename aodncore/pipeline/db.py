@@ -22,6 +22,9 @@ from aodncore.util.misc import format_exception
 
 __all__ = ["DatabaseInteractions"]
 
+# The INFO line logged as a transaction ends; handler tests look for these exact texts (compat-addendum).
+_ENDING = {"commit": "Committing changes", "rollback": "Rolling back changes"}
+
 _LOGGER = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 _OBJECT_TYPE = re.compile(r"^[A-Za-z]+( [A-Za-z]+)*$")
@@ -93,7 +96,7 @@ class DatabaseInteractions:
         psycopg2 = _import_psycopg2()
         try:
             if exc_type is None:
-                self._logger.info("Committing changes")
+                self._logger.info(_ENDING["commit"])
                 try:
                     self._conn.commit()
                 except psycopg2.Error as commit_exc:
@@ -102,7 +105,7 @@ class DatabaseInteractions:
                     raise InvalidSQLTransactionError(f"commit failed: {self._safe(commit_exc)}") from None
                 self.status = "committed"
             else:
-                self._logger.info("Rolling back changes")
+                self._logger.info(_ENDING["rollback"])
                 self._conn.rollback()
                 self.status = "rolled_back"
         finally:

@@ -65,6 +65,11 @@ _CHUNK_SIZE = 1024 ** 2
 _TemporaryDirectory = TemporaryDirectory
 
 
+# Wordings that callers' tests match (API spec, fileops), so the text is fixed.
+_SORT_KEY_NOT_CALLABLE = "sort_key must be callable"
+_SAME_FILE = "source file and destination file can't refer to the same file"
+
+
 def filesystem_sort_key(name: str) -> str:
     """Sort key giving code-point order (``'A' < 'B' < 'a' < 'b' < 'Ä'``) without touching the process locale."""
     return name
@@ -246,7 +251,7 @@ def list_regular_files(path: str, recursive: bool = False,
     ``sort_key`` is not callable.
     """
     if not callable(sort_key):
-        raise ValueError("sort_key must be callable")
+        raise ValueError(_SORT_KEY_NOT_CALLABLE)
 
     def walk(directory: str) -> Iterator[str]:
         with os.scandir(directory) as it:
@@ -339,7 +344,7 @@ def safe_copy_file(source: str, destination: str, overwrite: bool = False, move:
             raise FileNotFoundError(f"source file '{source}' does not exist")
         if os.path.abspath(source) == os.path.abspath(destination) or (
                 os.path.exists(destination) and os.path.samefile(source, destination)):
-            raise OSError("source file and destination file can't refer to the same file")
+            raise OSError(_SAME_FILE)
     if os.path.exists(destination) and not overwrite:
         raise FileExistsError(f"destination file '{destination}' already exists")
 

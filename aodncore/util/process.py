@@ -11,6 +11,14 @@ from aodncore.util.misc import format_exception
 
 __all__ = ["SystemProcess"]
 
+# Handler test suites match these exact wordings (compat-addendum, SystemProcess), so the text is fixed.
+_COMMAND_PROBLEMS = {
+    "shell, not text": "command param must be a string if bash shell command",
+    "shell, empty": "command param must not be empty if bash shell command",
+    "no shell, not a list": "command parameter must be a list if not a bash shell command",
+    "run twice": "command has already been executed",
+}
+
 
 class SystemProcess:
     """A system command executed at most once, with stdout and stderr merged into :attr:`stdout_text`.
@@ -43,13 +51,15 @@ class SystemProcess:
 
         :raises SystemCommandFailedError: naming what is wrong
         """
-        if self.shell:
-            if not isinstance(self.command, str):
-                raise SystemCommandFailedError("command param must be a string if bash shell command")
-            if not self.command:
-                raise SystemCommandFailedError("command param must not be empty if bash shell command")
-        elif not isinstance(self.command, list):
-            raise SystemCommandFailedError("command parameter must be a list if not a bash shell command")
+        problem = None
+        if not self.shell:
+            problem = None if isinstance(self.command, list) else "no shell, not a list"
+        elif not isinstance(self.command, str):
+            problem = "shell, not text"
+        elif self.command == "":
+            problem = "shell, empty"
+        if problem is not None:
+            raise SystemCommandFailedError(_COMMAND_PROBLEMS[problem])
 
     def execute(self) -> None:
         """Run the command (only once), store its output and raise if it failed.
@@ -57,7 +67,7 @@ class SystemProcess:
         :raises SystemCommandFailedError: on a second call, if the command cannot be started, or if it exits non-zero
         """
         if self._executed:
-            raise SystemCommandFailedError("command has already been executed")
+            raise SystemCommandFailedError(_COMMAND_PROBLEMS["run twice"])
         self._executed = True
 
         try:
