@@ -5,10 +5,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import locale
 import os
 import socket
 import stat
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -163,11 +164,11 @@ def test_get_file_checksum(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 
 def test_import_does_not_change_locale():
-    import importlib
-
-    before = locale.setlocale(locale.LC_ALL)
-    importlib.reload(fileops)
-    assert locale.setlocale(locale.LC_ALL) == before
+    # a fresh interpreter: reloading the module here would replace its functions for every later test
+    code = ("import locale; before = locale.setlocale(locale.LC_ALL); import aodncore.util.fileops; "
+            "after = locale.setlocale(locale.LC_ALL); print(before == after, 'aodncore.util.fileops' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", "import sys; " + code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]
 
 
 def test_filesystem_sort_key_code_point_order():
