@@ -41,6 +41,7 @@ from aodncore.pipeline.handlerref import handler_class_name
 from aodncore.pipeline.log import PipelineLoggerAdapter
 from aodncore.pipeline.steps.manifestpaths import LandingContext
 from aodncore.util.misc import format_exception
+from aodncore.util.privatecopies import private_sources
 from aodncore.util.workdirs import reused_working_folders
 
 __all__ = [
@@ -431,7 +432,8 @@ def _ingest_in(scratch: str, obj: LandingObject, settings: IngestSettings, inges
 
     processing_path = _handler_input(local_path, scratch, obj.name)
     describe.add_copy(processing_path)
-    handler = _run_handler(processing_path, obj, settings, describe)
+    with private_sources(processing_path):  # ours alone: the archive step may hard-link it
+        handler = _run_handler(processing_path, obj, settings, describe)
     if handler.error is None:
         outcome = outcome_from_handler(obj, handler, PUBLISHED, settings.upload_uri, describe)
     elif is_data_error(handler.error):

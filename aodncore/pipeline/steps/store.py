@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aodncore.pipeline.files import PipelineFile, PipelineFileCollection, ensure_pipelinefilecollection
@@ -9,6 +10,7 @@ from aodncore.pipeline.log import SYSINFO
 from aodncore.pipeline.steps.archiveversions import preserve_previous_versions
 from aodncore.pipeline.steps.basestep import BaseStepRunner
 from aodncore.pipeline.storage import BaseStorageBroker, get_storage_broker
+from aodncore.util.privatecopies import archive_uploads
 
 __all__ = ["get_store_runner", "StoreRunner"]
 
@@ -57,7 +59,9 @@ class StoreRunner(BaseStepRunner):
             if self.archive_mode:  # the archive keeps every version (see archiveversions)
                 preserve_previous_versions(self.broker, additions, self.dest_path_attr, logger)
             logger.log(SYSINFO, "%s: storing %d file(s) with %r", type(self).__name__, len(additions), self.broker)
-            self.broker.upload(additions, is_stored_attr=self.is_stored_attr, dest_path_attr=self.dest_path_attr)
+            # the archive may hard-link a run's declared private copies (aodncore.util.privatecopies)
+            with archive_uploads() if self.archive_mode else contextlib.nullcontext():
+                self.broker.upload(additions, is_stored_attr=self.is_stored_attr, dest_path_attr=self.dest_path_attr)
 
         deletions = files.filter_by_bool_attribute("pending_store_deletion")
         if deletions:

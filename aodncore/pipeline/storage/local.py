@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aodncore.pipeline.files import RemotePipelineFile, RemotePipelineFileCollection
 from aodncore.util.misc import validate_relative_path
+from aodncore.util.privatecopies import link_private_copy
 
 from .base import BaseStorageBroker, patch_points
 
@@ -39,6 +40,8 @@ class LocalFileStorageBroker(BaseStorageBroker):
     def _upload_file(self, pipeline_file: PipelineFile, dest_path_attr: str) -> None:
         target = self._get_absolute_dest_path(pipeline_file, dest_path_attr)
         patch_points().mkdir_p(os.path.dirname(target))
+        if link_private_copy(pipeline_file.src_path, target, self.mode):
+            return  # an archived private copy: the same file a copy gives (aodncore.util.privatecopies)
         patch_points().safe_copy_file(pipeline_file.src_path, target, overwrite=True)
         if self.mode is not None:
             os.chmod(target, self.mode)
