@@ -3,6 +3,7 @@ what the copy path gives: same bytes, permission bits and a fresh modification t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -51,16 +52,9 @@ def _archived(tmp_path: Path, source: Path, *, declare: bool = True, archiving: 
               mode: int | None = None) -> Path:
     broker = LocalFileStorageBroker(str(tmp_path / "archive"))
     broker.mode = mode
-    with private_sources(*([str(source)] if declare else [])), (archive_uploads() if archiving else _nothing()):
+    uploads = archive_uploads() if archiving else contextlib.nullcontext()
+    with private_sources(*([str(source)] if declare else [])), uploads:
         return _archive(broker, source)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _same_inode(a: Path, b: Path) -> bool:
@@ -260,7 +254,7 @@ def test_the_archive_keeps_the_replaced_version_when_linking(tmp_path):
 
 
 #: inode comparisons made by :class:`_InodeRecordingHandler` after its publish step
-_SEEN: list[bool] = []
+seen_links: list[bool] = []
 
 
 class _InodeRecordingHandler(ImosGenericHandler):
@@ -269,7 +263,7 @@ class _InodeRecordingHandler(ImosGenericHandler):
     def postprocess(self) -> None:
         archived = os.path.join(self.config.pipeline_config["global"]["archive_uri"][len("file://"):],
                                 self.input_file_archive_path)
-        _SEEN.append(_same_inode(Path(archived), Path(self.input_file)))
+        seen_links.append(_same_inode(Path(archived), Path(self.input_file)))
 
 
 class _RefusedAfterArchiveHandler(ImosGenericHandler):
@@ -294,11 +288,11 @@ def test_the_runner_archives_its_private_copy_by_link_unless_switched_off(tmp_pa
         monkeypatch.delenv(ARCHIVE_BY_LINK_ENV, raising=False)
     else:
         monkeypatch.setenv(ARCHIVE_BY_LINK_ENV, switch)
-    _SEEN.clear()
+    seen_links.clear()
     outcome, base = _ingest(tmp_path, _InodeRecordingHandler)
     assert outcome.status == PUBLISHED, outcome.error
-    assert _SEEN == [linked]
-    (archived,) = [p for p in (base / "archive").rglob(GOOD)]
+    assert seen_links == [linked]
+    (archived,) = list((base / "archive").rglob(GOOD))
     assert archived.read_bytes() == (IMOS_DIR / GOOD).read_bytes() and os.stat(archived).st_nlink == 1
 
 
@@ -309,17 +303,17 @@ def test_the_classic_loop_archives_by_copy(tmp_path):
     work = tmp_path / "incoming"
     work.mkdir()
     input_file = Path(shutil.copy(IMOS_DIR / GOOD, work / GOOD))
-    _SEEN.clear()
+    seen_links.clear()
     handler = _InodeRecordingHandler(str(input_file), config=config)
     handler.run()
-    assert handler.error is None and _SEEN == [False]
+    assert handler.error is None and seen_links == [False]
 
 
 def test_a_file_refused_after_archiving_gets_its_own_copy_in_the_error_store(tmp_path):
     outcome, base = _ingest(tmp_path, _RefusedAfterArchiveHandler)
     assert outcome.status == QUARANTINED, outcome.error
-    (archived,) = [p for p in (base / "archive").rglob(GOOD)]
-    (kept,) = [p for p in (base / "error").rglob(GOOD)]
+    (archived,) = list((base / "archive").rglob(GOOD))
+    (kept,) = list((base / "error").rglob(GOOD))
     assert not _same_inode(archived, kept)
     assert archived.read_bytes() == kept.read_bytes() == (IMOS_DIR / GOOD).read_bytes()
     assert os.stat(archived).st_nlink == 1 and os.stat(kept).st_nlink == 1
