@@ -33,6 +33,7 @@ __all__ = [
     "CHECK_MEMORY_BYTES",
     "CHECK_TIMEOUT_SECONDS",
     "CLI_SETTLE_SECONDS",
+    "FILE_EVENTS_FLUSH_SECONDS",
     "LANDING_SETTLE_SECONDS",
     "LIMITS",
     "LIMITS_SECTION",
@@ -157,6 +158,16 @@ LISTED_PER_REASON = 20
 #: are stopped; not a per-pipeline setting (the pool outlives any one config). ``AODNCORE_WORKER_POOL_IDLE_SECONDS``
 #: overrides it; ``0`` stops the workers at the end of every run. See :mod:`aodncore.ingest.keptpools`.
 WORKER_POOL_IDLE_SECONDS = 60.0
+
+# -- per-file Prefect events --------------------------------------------------------------------------------------
+
+#: How often a run's per-file Prefect events (``aodncore.file.*``) are posted to the API, in seconds (sooner when
+#: 200 are waiting; the rest always at the end of the run, also when it fails). Each ``POST /events`` costs the
+#: flow process and the Prefect server a fixed amount besides its events (BENCHMARKS.md: 2 s instead of 0.5 s saves
+#: ~0.1 ms of server CPU per file at 100 files/s); an automation reacting to a file's event hears of it up to this
+#: much later. Not a per-pipeline setting: ``AODNCORE_FILE_EVENTS_FLUSH_SECONDS`` overrides it (``0``: post as
+#: soon as the sending thread gets to them). See :mod:`aodncore.prefect.fileevents`.
+FILE_EVENTS_FLUSH_SECONDS = 2.0
 
 #: every configurable limit, in the order the documentation lists them
 LIMITS: tuple[Limit, ...] = (
