@@ -34,7 +34,8 @@ two parts of that are pure overhead that this module removes, in the background 
   (Prefect: 5 s), so a commit serves ten times as many events and a small run's events are readable sooner
   (:data:`PERSISTER_DEFAULTS`, public Prefect settings; the user's own values win).
 
-:func:`install` also installs :mod:`.fastbus` (events handed to the persister already parsed; its own switch).
+:func:`install` also installs :mod:`.fastbus` (events handed to the persister already parsed; its own switch) and
+:mod:`.fastrows` (the rows' bound values built without SQLAlchemy's per-row bind processing; its own switch).
 
 The first three replace private Prefect names, so they are installed only for the Prefect versions they were verified
 against (:data:`VERIFIED_PREFECT_VERSIONS`; ``tests/test_localserver_fastevents.py`` compares the stored rows and
@@ -51,7 +52,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from aodncore.prefect.localserver import patchgate
+from aodncore.prefect.localserver import fastrows, patchgate
 from aodncore.prefect.localserver.patchgate import VERIFIED_PREFECT_VERSIONS
 from aodncore.prefect.localserver.settings import ENV_FAST_EVENTS
 
@@ -96,11 +97,16 @@ async def _write_sqlite_events(session: Any, events: list[Any]) -> None:
     from prefect.server.database import provide_database_interface
 
     db = provide_database_interface()
+    connection = await session.connection()
+    rows = fastrows.enabled(connection)
     stored: set[Any] = set()
     ids = list({event.id for event in events})
     for start in range(0, len(ids), _ID_CHUNK):
-        result = await session.scalars(sa.select(db.Event.id).where(db.Event.id.in_(ids[start:start + _ID_CHUNK])))
-        stored.update(result.all())
+        chunk = ids[start:start + _ID_CHUNK]
+        if rows:
+            stored.update(await fastrows.stored_event_ids(connection, chunk))
+        else:
+            stored.update((await session.scalars(sa.select(db.Event.id).where(db.Event.id.in_(chunk)))).all())
     fresh = []
     for event in events:
         if event.id not in stored:
@@ -108,16 +114,19 @@ async def _write_sqlite_events(session: Any, events: list[Any]) -> None:
             fresh.append(event)
     if not fresh:
         return
-    rows, resource_rows = [], []
+    if rows:  # the rows' bound values built here (see fastrows), one executemany per table
+        await fastrows.insert_events(connection, fresh, _new_resource_id)
+        return
+    event_rows, resource_rows = [], []
     for event in fresh:
         row = event.as_database_row()
         row["created"] = row["updated"] = datetime.now(UTC)
-        rows.append(row)
+        event_rows.append(row)
         for resource_row in event.as_database_resource_rows():
             resource_row["id"] = _new_resource_id()
             resource_row["created"] = resource_row["updated"] = datetime.now(UTC)
             resource_rows.append(resource_row)
-    await session.execute(sa.insert(db.Event.__table__), rows)
+    await session.execute(sa.insert(db.Event.__table__), event_rows)
     if resource_rows:
         await session.execute(sa.insert(db.EventResource.__table__), resource_rows)
 
@@ -219,4 +228,5 @@ def install() -> bool:
         from aodncore.prefect.localserver import fastbus
 
         fastbus.install()
+        fastrows.install()
     return done

@@ -13,6 +13,8 @@
   the background server (see :mod:`.fastevents`).
 * ``AODNCORE_SERVER_FAST_BUS`` (default ``1``): ``0`` makes the event persister parse every bus message itself
   (see :mod:`.fastbus`; off with ``AODNCORE_SERVER_FAST_EVENTS=0`` too).
+* ``AODNCORE_SERVER_FAST_EVENT_ROWS`` (default ``1``): ``0`` has SQLAlchemy bind the event writer's rows (see
+  :mod:`.fastrows`; off with ``AODNCORE_SERVER_FAST_EVENTS=0`` too).
 * ``AODNCORE_SERVER_FAST_LOGS`` (default ``1``): ``0`` keeps Prefect's own log writer in the background server
   (see :mod:`.fastlogs`).
 * ``AODNCORE_SERVER_FAST_DOCKET`` (default ``1``): ``0`` keeps docket's polling intervals for the background server's
@@ -37,6 +39,7 @@ __all__ = [
     "ENV_FAST_BUS",
     "ENV_FAST_DOCKET",
     "ENV_FAST_EVENTS",
+    "ENV_FAST_EVENT_ROWS",
     "ENV_FAST_LOGS",
     "ENV_FAST_MIDDLEWARE",
     "ENV_FAST_ROUTES",
@@ -58,6 +61,7 @@ ENV_PORT = "AODNCORE_SERVER_PORT"
 ENV_WARM_RUNNER = "AODNCORE_WARM_RUNNER"
 ENV_FAST_EVENTS = "AODNCORE_SERVER_FAST_EVENTS"
 ENV_FAST_BUS = "AODNCORE_SERVER_FAST_BUS"
+ENV_FAST_EVENT_ROWS = "AODNCORE_SERVER_FAST_EVENT_ROWS"
 ENV_FAST_LOGS = "AODNCORE_SERVER_FAST_LOGS"
 ENV_FAST_DOCKET = "AODNCORE_SERVER_FAST_DOCKET"
 ENV_FAST_ROUTES = "AODNCORE_SERVER_FAST_ROUTES"
