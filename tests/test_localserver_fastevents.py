@@ -94,10 +94,13 @@ def _database(tmp_path: Path, name: str) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def test_the_executemany_writer_stores_what_prefects_writer_stores(tmp_path):
+@pytest.mark.parametrize("rows", [False, True], ids=["sqlalchemy-binds", "fastrows"])
+def test_the_executemany_writer_stores_what_prefects_writer_stores(tmp_path, monkeypatch, rows):
     from prefect.server.events.storage import database
 
-    from aodncore.prefect.localserver import fastevents
+    from aodncore.prefect.localserver import fastevents, fastrows
+
+    monkeypatch.setattr(fastrows, "_installed", rows)
 
     prefects = database._write_sqlite_events
     assert prefects is not fastevents.write_sqlite_events
@@ -112,8 +115,11 @@ def test_the_executemany_writer_stores_what_prefects_writer_stores(tmp_path):
     assert ours == theirs
 
 
-def test_the_writer_skips_an_all_duplicate_call_and_a_second_copy_in_one_call(tmp_path):
-    from aodncore.prefect.localserver import fastevents
+@pytest.mark.parametrize("rows", [False, True], ids=["sqlalchemy-binds", "fastrows"])
+def test_the_writer_skips_an_all_duplicate_call_and_a_second_copy_in_one_call(tmp_path, monkeypatch, rows):
+    from aodncore.prefect.localserver import fastevents, fastrows
+
+    monkeypatch.setattr(fastrows, "_installed", rows)
 
     events = [_event(index, related=2) for index in range(5)]
     url = _database(tmp_path, "dup")
@@ -124,7 +130,8 @@ def test_the_writer_skips_an_all_duplicate_call_and_a_second_copy_in_one_call(tm
     assert len(resources) == 5 * 3 + 2
 
 
-def test_the_writer_stores_the_persisters_batch_in_one_transaction(tmp_path, monkeypatch):
+@pytest.mark.parametrize("rows", [False, True], ids=["sqlalchemy-binds", "fastrows"])
+def test_the_writer_stores_the_persisters_batch_in_one_transaction(tmp_path, monkeypatch, rows):
     """The event persister's session begins no transaction (Prefect's SQLite connections autocommit): the writer's
     inserts must still be one transaction, committed by the persister's ``commit()`` — not a commit per row."""
     import sqlite3
@@ -134,8 +141,9 @@ def test_the_writer_stores_the_persisters_batch_in_one_transaction(tmp_path, mon
     from prefect.server.database.configurations import AioSqliteConfiguration
     from prefect.server.database.dependencies import temporary_database_config
 
-    from aodncore.prefect.localserver import fastevents
+    from aodncore.prefect.localserver import fastevents, fastrows
 
+    monkeypatch.setattr(fastrows, "_installed", rows)
     url = _database(tmp_path, "persister")
     events = [_event(index, related=2) for index in range(6)]
 
@@ -252,6 +260,9 @@ def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
     for name in ("publish_event", "publish_data"):  # fastbus, installed with these
         monkeypatch.setattr(EventPublisher, name, getattr(EventPublisher, name))
     monkeypatch.setattr(event_persister, "ReceivedEvent", event_persister.ReceivedEvent)
+    from aodncore.prefect.localserver import fastrows
+
+    monkeypatch.setattr(fastrows, "_installed", False)
     monkeypatch.setattr(prefect, "__version__", "3.99.0")
     caplog.set_level("INFO", logger="aodncore.prefect.localserver")
     before = database._write_sqlite_events
@@ -269,6 +280,7 @@ def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
     assert database._write_sqlite_events is fastevents.write_sqlite_events
     assert getattr(task_run_recorder.consumer, "aodncore_task_run_filter", False)
     assert Event.receive is fastevents.receive_event
+    assert fastrows._installed  # and the rows (their own gate: tests/test_localserver_fastrows.py)
     installed = task_run_recorder.consumer
     assert fastevents.install() is True and task_run_recorder.consumer is installed  # not wrapped twice
     _the_installed_recorder_parses_task_run_events_only(task_run_recorder)
@@ -314,6 +326,7 @@ def test_a_run_against_the_background_server_records_task_runs_and_file_events(t
         state = read_state(ServerPaths(home))
         assert "events stored with executemany inserts" in server_log(home)
         assert "events handed to the event persister already parsed" in server_log(home)
+        assert "event rows bound without SQLAlchemy's per-row processing" in server_log(home)
         run = api(state, "/flow_runs/filter", {})[0]
         tasks = api(state, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
         assert tasks and {task["state_type"] for task in tasks} == {"COMPLETED"}
