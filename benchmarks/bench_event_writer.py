@@ -5,8 +5,9 @@ database (from the shipped template), ``--batch`` per call, the way the event pe
 begins no transaction, then ``commit()``. ``--ids``: the events' ids. ``--prefilled N`` stores N events first (a
 table that has grown, as in a week of runs). ``--writer prefect`` is Prefect's own ``_write_sqlite_events``,
 ``aodncore`` the background server's
-(:mod:`aodncore.prefect.localserver.fastevents`). CPU is this process (the writer runs here; SQLite in aiosqlite's
-thread), write calls and bytes from ``/proc/self/io``. Usage::
+(:mod:`aodncore.prefect.localserver.fastevents`) with SQLAlchemy binding the rows, ``aodncore-rows`` the same with
+its rows bound by :mod:`aodncore.prefect.localserver.fastrows` (as the server runs it). CPU is this process (the
+writer runs here; SQLite in aiosqlite's thread), write calls and bytes from ``/proc/self/io``. Usage::
 
     .venv/bin/python benchmarks/bench_event_writer.py --writer prefect
     .venv/bin/python benchmarks/bench_event_writer.py --writer aodncore --prefilled 30000 --batch 50
@@ -60,6 +61,10 @@ async def _run(args: argparse.Namespace, database: Path) -> None:
 
     dbtemplate.create_database_from_template(database)
     writer = storage._write_sqlite_events if args.writer == "prefect" else fastevents.write_sqlite_events
+    if args.writer == "aodncore-rows":
+        from aodncore.prefect.localserver import fastrows
+
+        assert fastrows.install(), "fastrows not installed (unverified Prefect or switched off)"
     base = datetime.now(UTC)
     with temporary_database_config(AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{database}")):
         db = provide_database_interface()
@@ -80,7 +85,7 @@ async def _run(args: argparse.Namespace, database: Path) -> None:
         after, io_after = resource.getrusage(resource.RUSAGE_SELF), _io()
         await (await db.database_config.engine()).dispose()
     count = args.events
-    print(f"writer {args.writer:<8} ids {args.ids} batch {args.batch:4d} prefilled {args.prefilled:6d}: "
+    print(f"writer {args.writer:<13} ids {args.ids} batch {args.batch:4d} prefilled {args.prefilled:6d}: "
           f"CPU {1000 * (after.ru_utime - before.ru_utime) / count:.3f} user + "
           f"{1000 * (after.ru_stime - before.ru_stime) / count:.3f} sys ms/event; "
           f"{(io_after[0] - io_before[0]) / count:.1f} write calls, "
@@ -89,7 +94,7 @@ async def _run(args: argparse.Namespace, database: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--writer", choices=("prefect", "aodncore"), default="aodncore")
+    parser.add_argument("--writer", choices=("prefect", "aodncore", "aodncore-rows"), default="aodncore-rows")
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--prefilled", type=int, default=0)
