@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
+import random
 import stat
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -36,6 +36,10 @@ __all__ = ["ARCHIVE_BY_LINK_ENV", "archive_by_link_enabled", "archive_uploads", 
 ARCHIVE_BY_LINK_ENV = "AODNCORE_ARCHIVE_BY_LINK"
 
 _LINK_NAME_TRIES = 100
+#: the links' temporary names (a clash only costs a retry: ``os.link`` never replaces or follows an existing name);
+#: no system call per name as ``secrets`` makes, reseeded in a forked child so that workers draw their own names
+_names = random.Random()
+os.register_at_fork(after_in_child=_names.seed)
 
 
 @dataclass
@@ -156,7 +160,7 @@ def _link_beside(source: str, target: str) -> str | None:
     """A new hard link of ``source`` under a unique hidden name in ``target``'s folder; None if none can be made."""
     folder, name = os.path.split(target)
     for _ in range(_LINK_NAME_TRIES):
-        temp = os.path.join(folder, f".{name[:40]}.{secrets.token_hex(6)}.link")
+        temp = os.path.join(folder, f".{name[:40]}.{_names.getrandbits(48):012x}.link")
         try:
             os.link(source, temp, follow_symlinks=False)
         except FileExistsError:
