@@ -167,6 +167,7 @@ def test_the_writer_stores_the_persisters_batch_in_one_transaction(tmp_path, mon
     same_id = uuid.uuid4()
     with monkeypatch.context() as patched:  # every resource row the same id: the second resource row fails
         patched.setattr(fastevents, "_new_resource_id", lambda: same_id)
+        patched.setattr(fastevents, "_new_resource_id_text", lambda: str(same_id))
         with pytest.raises(sa.exc.IntegrityError):
             asyncio.run(persist(events))
     assert stored() == (0, 0)  # nothing of the failed batch (autocommitted rows would have stayed)

@@ -271,3 +271,24 @@ def test_install_gate_switch_and_changed_tables(monkeypatch, caplog):
         assert fastrows.install() is False and not fastrows._installed
     assert fastrows.install() is True and fastrows._installed
     assert f"Prefect {verified}: event rows bound without SQLAlchemy's per-row processing" in caplog.text
+
+
+def test_resource_row_ids_are_prefects_uuid7_layout_as_text():
+    import time
+
+    from prefect._internal.uuid7 import uuid7
+
+    from aodncore.prefect.localserver import fastrows
+
+    before = time.time_ns() // 1_000_000
+    texts = [fastrows.uuid7_text() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    theirs = uuid7()
+    assert len(set(texts)) == len(texts)
+    for text in texts:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # the text str(uuid) gives, as Prefect's UUID type binds it
+        assert parsed.version == theirs.version == 7 and parsed.variant == theirs.variant == uuid.RFC_4122
+        assert before <= parsed.int >> 80 <= after  # the millisecond first, as Prefect's: time-ordered
+    assert [t[:13] for t in texts] == sorted(t[:13] for t in texts)
+    assert len({uuid.UUID(t).int & ((1 << 62) - 1) for t in texts}) == len(texts)  # random bits vary

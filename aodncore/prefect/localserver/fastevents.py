@@ -115,7 +115,7 @@ async def _write_sqlite_events(session: Any, events: list[Any]) -> None:
     if not fresh:
         return
     if rows:  # the rows' bound values built here (see fastrows), one executemany per table
-        await fastrows.insert_events(connection, fresh, _new_resource_id)
+        await fastrows.insert_events(connection, fresh, _new_resource_id_text)
         return
     event_rows, resource_rows = [], []
     for event in fresh:
@@ -138,6 +138,11 @@ def _new_resource_id() -> Any:
     from prefect._internal.uuid7 import uuid7
 
     return uuid7()
+
+
+def _new_resource_id_text() -> str:
+    """:func:`_new_resource_id` as the text the rows bind (:func:`.fastrows.uuid7_text`)."""
+    return fastrows.uuid7_text()
 
 
 @functools.cache

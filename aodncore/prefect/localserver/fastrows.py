@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -39,7 +41,7 @@ from aodncore.prefect.localserver import patchgate
 from aodncore.prefect.localserver.settings import ENV_FAST_EVENT_ROWS
 
 __all__ = ["ENV_FAST_EVENT_ROWS", "EVENT_COLUMNS", "RESOURCE_COLUMNS", "enabled", "event_row", "insert_events",
-           "install", "resource_rows", "stored_event_ids"]
+           "install", "resource_rows", "stored_event_ids", "uuid7_text"]
 
 logger = logging.getLogger("aodncore.prefect.localserver")
 
@@ -135,15 +137,24 @@ def event_row(event: Any, now: datetime) -> tuple[Any, ...]:
             _timestamp(event.received), stamp, _uuid(event.follows))
 
 
-def resource_rows(event: Any, now: datetime, new_id: Callable[[], Any]) -> list[tuple[Any, ...]]:
+def uuid7_text() -> str:
+    """A new uuid7 as ``str(uuid)`` gives it: the layout of Prefect's ``uuid7()`` (the millisecond, version 7, 12
+    random bits, the RFC 4122 variant, 62 random bits), without building a ``UUID`` (~2 µs instead of ~6)."""
+    r = os.urandom(10)
+    h = ((time.time_ns() // 1_000_000).to_bytes(6, "big")
+         + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F))) + r[3:]).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def resource_rows(event: Any, now: datetime, new_id: Callable[[], str]) -> list[tuple[Any, ...]]:
     """The bound values of ``event``'s ``event_resources`` rows (:data:`RESOURCE_COLUMNS`), as Prefect's writer binds
-    ``event.as_database_resource_rows()``; each row's id from ``new_id()``."""
+    ``event.as_database_resource_rows()``; each row's id is the text ``new_id()`` gives."""
     stamp, occurred, event_id = _timestamp(now), _timestamp(event.occurred), _uuid(event.id)
     rows = []
     for index, resource in enumerate([event.resource, *event.related]):
         rest = {key: value for key, value in resource.root.items() if key != _ID and key != _ROLE}
         role = resource.role if index else ""  # the related ones are RelatedResources
-        rows.append((_uuid(new_id()), stamp, stamp, occurred, resource.id, role, json.dumps(rest), event_id))
+        rows.append((new_id(), stamp, stamp, occurred, resource.id, role, json.dumps(rest), event_id))
     return rows
 
 
@@ -165,7 +176,7 @@ async def stored_event_ids(connection: Any, ids: list[uuid.UUID]) -> set[uuid.UU
     return {uuid.UUID(row[0]) for row in result.fetchall()}
 
 
-async def insert_events(connection: Any, events: list[Any], new_id: Callable[[], Any]) -> None:
+async def insert_events(connection: Any, events: list[Any], new_id: Callable[[], str] = uuid7_text) -> None:
     """Insert ``events`` (new ``ReceivedEvent``s) and their resource rows through ``connection`` (an
     ``AsyncConnection`` in the caller's transaction): one ``executemany`` per table."""
     rows, resources = [], []
