@@ -108,7 +108,12 @@ def prefects_own_bus(monkeypatch):
 
     monkeypatch.setattr(EventPublisher, "publish_event", EventPublisher.publish_event)
     monkeypatch.setattr(EventPublisher, "publish_data", EventPublisher.publish_data)
+    from prefect.server.utilities.messaging import memory
+
     monkeypatch.setattr(event_persister, "ReceivedEvent", event_persister.ReceivedEvent)
+    # (absent on Prefect's class: removed again after the test, whatever install put there)
+    monkeypatch.setattr(memory.MemoryMessage, "__deepcopy__", memory.MemoryMessage.__dict__.get("__deepcopy__"),
+                        raising=False)
     monkeypatch.delenv("AODNCORE_SERVER_FAST_BUS", raising=False)
 
 
@@ -192,3 +197,60 @@ def test_install_only_for_a_verified_prefect_and_unless_switched_off(prefects_ow
     assert EventPublisher.publish_event.__wrapped__ is publish_event  # wrapped once
     assert event_persister.ReceivedEvent is fastbus.PersisterEvents
     assert "events handed to the event persister already parsed" in caplog.text
+    from prefect.server.utilities.messaging import memory
+
+    assert memory.MemoryMessage.__deepcopy__ is fastbus._message_deepcopy
+
+
+def test_a_bus_message_copy_is_what_deepcopy_gives(prefects_own_bus, monkeypatch):
+    """Each subscription's copy of a message (``Topic.publish``): equal to the standard ``deepcopy`` in fields and
+    types, as independent of the original (its own attribute dictionary and retry count)."""
+    import copy
+
+    from prefect.server.utilities.messaging import memory
+
+    from aodncore.prefect.localserver import fastbus
+
+    carried = fastbus.EventJSON(b'{"id": "1"}')
+    carried.event = object()
+
+    class Labels(dict):
+        pass
+
+    messages = [memory.MemoryMessage(b"data", {"id": "1", "event": "aodncore.file.published"}),
+                memory.MemoryMessage(carried, {"id": "1"}, 2), memory.MemoryMessage("text", {}),
+                memory.MemoryMessage(b"x", None), memory.MemoryMessage(b"x", {"n": 1, "l": ["a"]}),
+                memory.MemoryMessage(b"x", Labels(a="b")), memory.MemoryMessage(bytearray(b"x"), {"a": "b"})]
+    odd = memory.MemoryMessage(b"x", {"a": "b"})
+    odd.extra = ["kept"]
+    messages.append(odd)
+    standard = [copy.deepcopy(message) for message in messages]
+    monkeypatch.setattr(memory.MemoryMessage, "__deepcopy__", fastbus._message_deepcopy, raising=False)
+    ours = [copy.deepcopy(message) for message in messages]
+
+    for message, theirs, mine in zip(messages, standard, ours, strict=True):
+        assert mine is not message and mine == theirs == message and mine.__dict__ == theirs.__dict__
+        assert {k: type(v) for k, v in mine.__dict__.items()} == {k: type(v) for k, v in theirs.__dict__.items()}
+        assert (mine.attributes is message.attributes) is (theirs.attributes is message.attributes)
+        assert (mine.data is message.data) is (theirs.data is message.data)
+        if isinstance(message.attributes, dict):
+            for name, value in message.attributes.items():
+                assert (mine.attributes[name] is value) is (theirs.attributes[name] is value), name
+        mine.retry_count += 1
+        assert message.retry_count == theirs.retry_count
+    assert ours[-1].extra == ["kept"] and ours[-1].extra is not odd.extra
+    pair = [messages[0], messages[0]]
+    again = copy.deepcopy(pair)
+    assert again[0] is again[1] and again[0] is not messages[0]  # one copy per original, as deepcopy's memo
+
+    async def publish() -> list:
+        topic = memory.Topic("aodncore-test-copies")
+        first, second = topic.subscribe(), topic.subscribe()
+        await topic.publish(messages[0])
+        return [await first.get(), await second.get()]
+
+    import asyncio
+
+    got = asyncio.run(publish())
+    assert got[0] == got[1] == messages[0] and got[0] is not got[1]
+    assert got[0].attributes is not got[1].attributes is not messages[0].attributes

@@ -261,6 +261,10 @@ def test_install_only_for_a_verified_prefect(monkeypatch, caplog):
     for name in ("publish_event", "publish_data"):  # fastbus, installed with these
         monkeypatch.setattr(EventPublisher, name, getattr(EventPublisher, name))
     monkeypatch.setattr(event_persister, "ReceivedEvent", event_persister.ReceivedEvent)
+    from prefect.server.utilities.messaging import memory
+
+    monkeypatch.setattr(memory.MemoryMessage, "__deepcopy__", memory.MemoryMessage.__dict__.get("__deepcopy__"),
+                        raising=False)
     from aodncore.prefect.localserver import fastrows
 
     monkeypatch.setattr(fastrows, "_installed", False)

@@ -16,6 +16,12 @@ look-up per label). In this one process the parsed event already exists, so:
   (``tests/test_localserver_fastbus.py`` runs Prefect's persister handler on both and compares the rows and the
   events read back).
 
+* the memory broker deep-copies each message once per subscription (``Topic.publish``): ``MemoryMessage`` gets a
+  ``__deepcopy__`` that, for immutable data and a plain dictionary of ``str`` attributes (every event message),
+  makes the copy ``deepcopy`` would make — a new message, a new dictionary of the same strings, the retry count —
+  without its per-object machinery; any other message is copied the standard way (``tests/test_localserver_fastbus.py``
+  compares both copies field by field).
+
 Other subscribers (the task-run recorder, the websocket distributor, triggers when a user turns them on) parse as
 before. Version-gated with :mod:`.fastevents` (:data:`~.patchgate.VERIFIED_PREFECT_VERSIONS`), installed by
 :func:`aodncore.prefect.localserver.fastevents.install`; ``AODNCORE_SERVER_FAST_BUS=0`` (or
@@ -66,6 +72,28 @@ class PersisterEvents:
         return ReceivedEvent.model_validate_json(data, *args, **kwargs)
 
 
+_MESSAGE_FIELDS = frozenset({"data", "attributes", "retry_count"})
+
+
+def _message_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+    """``MemoryMessage.__deepcopy__``: the memory broker deep-copies each message once per subscription; a message
+    of immutable data (bytes, str, :class:`EventJSON`) and a plain dictionary of ``str`` attributes is copied as
+    ``deepcopy`` would copy it (a new message, a new dictionary of the same strings), without its machinery; any
+    other message the standard way."""
+    import copy
+
+    attributes, data = self.attributes, self.data
+    if (type(data) in (bytes, str, EventJSON) and type(self.retry_count) is int
+            and self.__dict__.keys() == _MESSAGE_FIELDS
+            and (attributes is None or (type(attributes) is dict
+                                        and all(type(k) is str and type(v) is str for k, v in attributes.items())))):
+        copied = type(self)(data, None if attributes is None else dict(attributes), self.retry_count)
+    else:
+        copied = copy._reconstruct(self, memo, *self.__reduce_ex__(4))
+    memo[id(self)] = copied
+    return copied
+
+
 def _wrap_publish_event(original: Any) -> Any:
     async def publish_event(self: Any, event: Any) -> None:
         token = _publishing.set(event)
@@ -92,6 +120,20 @@ def _wrap_publish_data(original: Any) -> Any:
     return publish_data
 
 
+def _message_fits() -> bool:
+    """Prefect's ``MemoryMessage`` is still the dataclass of three fields this copy was written for."""
+    import dataclasses
+
+    from prefect.server.utilities.messaging import memory
+
+    message = getattr(memory, "MemoryMessage", None)
+    if not dataclasses.is_dataclass(message):
+        return False
+    own = message.__dict__.get("__deepcopy__")
+    return own in (None, _message_deepcopy) and \
+        [field.name for field in dataclasses.fields(message)] == ["data", "attributes", "retry_count"]
+
+
 def install() -> bool:
     """Install the hand-off in this (server) process when the installed Prefect was verified; True if done."""
     import prefect
@@ -103,17 +145,20 @@ def install() -> bool:
 
         return getattr(event_persister, "ReceivedEvent", None) in (ReceivedEvent, PersisterEvents) and \
             callable(getattr(EventPublisher, "publish_event", None)) and \
-            callable(getattr(EventPublisher, "publish_data", None))
+            callable(getattr(EventPublisher, "publish_data", None)) and _message_fits()
 
     def patch() -> str:
         from prefect.server.events.messaging import EventPublisher
         from prefect.server.events.services import event_persister
+        from prefect.server.utilities.messaging import memory
 
         if not getattr(EventPublisher.publish_event, "aodncore_fast_bus", False):
             EventPublisher.publish_event = _wrap_publish_event(EventPublisher.publish_event)
             EventPublisher.publish_data = _wrap_publish_data(EventPublisher.publish_data)
         event_persister.ReceivedEvent = PersisterEvents
-        return f"Prefect {prefect.__version__}: events handed to the event persister already parsed"
+        memory.MemoryMessage.__deepcopy__ = _message_deepcopy
+        return (f"Prefect {prefect.__version__}: events handed to the event persister already parsed; bus messages "
+                "copied per subscription without deepcopy's machinery")
 
     return patchgate.install(
         logger, ENV_FAST_BUS, off="the event persister parses every bus message itself",
