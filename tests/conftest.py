@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -20,6 +21,12 @@ IMOS_DIR = DATA_DIR / "imos"
 SESSION_PREFECT_HOME = Path(tempfile.mkdtemp(prefix="aodncore-tests-prefect-home-"))
 os.environ["PREFECT_HOME"] = str(SESSION_PREFECT_HOME)
 os.environ.setdefault("AODNCORE_SERVER_IDLE_TIMEOUT", "120")
+
+# Some tests press Ctrl-C on a command they started (SIGINT). A process started in the background by a shell without
+# job control (`nohup ... &`, `cmd &` in a script) begins with SIGINT ignored, and every process it starts inherits
+# that: the command would never see the Ctrl-C. The tests' commands get the disposition a terminal gives them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _background_server_homes(root: Path) -> list[Path]:
